@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA build (DEVELOPERS.md).
+TORCH  := torch==2.13.0
+
+.PHONY: demo test install clean bench
+
+demo: $(STAMP)
+	$(BIN)/llmrec demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "llmrec needs Python >= 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/seqrec.py --dataset ml-100k --seeds 3
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -1,0 +1,34 @@
+"""One entry point from a name or a path to a :class:`Dataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._dataset import Dataset, Preprocessing, build_dataset
+from ._fetch import REGISTRY, fetch
+from .formats import read_path
+
+
+def load_dataset(source: str | Path, *, format: str = "auto",
+                 preprocessing: Preprocessing | None = None, **options: object) -> Dataset:
+    """Load a registered data set by name (fetching it if needed) or files at a path.
+
+    ``format`` and ``options`` (e.g. a column mapping for CSV) apply to paths only.
+    """
+    text = str(source)
+    if text in REGISTRY:
+        spec = REGISTRY[text]
+        raw = read_path(fetch(text))
+        if spec.fixup:
+            raw = spec.fixup(raw)
+        name = text
+    else:
+        path = Path(text).expanduser()
+        if not path.exists() and "/" not in text and "." not in text:
+            raise ConfigError(f"unknown data set {text!r}; known: {', '.join(REGISTRY)} "
+                              "(or give a path to files)")
+        raw = read_path(path, format, **options)
+        name = path.stem if path.is_file() else path.name
+    meta = {"source": raw.source, "extra_files": {k: str(v) for k, v in raw.extra_files.items()}}
+    return build_dataset(name, raw.interactions, raw.items, raw.users, preprocessing, meta)

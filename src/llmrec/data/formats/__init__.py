@@ -1,0 +1,45 @@
+"""Readers for the data formats llmrec understands, and format auto-detection.
+
+Each reader module has ``detect(path) -> bool`` and ``read(path, **options) -> RawData``.
+:func:`read_path` picks one by name or by detection, in the order of :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from ...errors import ConfigError, DataError
+from . import movielens, recbole
+from ._common import RawData
+
+FORMATS: dict[str, ModuleType] = {
+    "recbole": recbole,
+    "movielens": movielens,
+}
+
+
+def detect_format(path: Path) -> str:
+    for name, module in FORMATS.items():
+        if module.detect(path):
+            return name
+    raise DataError(f"{path}: cannot tell the data format; pass --format "
+                    f"({', '.join(FORMATS)})")
+
+
+def read_path(path: str | Path, format: str = "auto", **options: object) -> RawData:
+    """Read a file or folder in a supported format (``format="auto"`` detects it)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if format == "auto":
+        format = detect_format(path)
+    try:
+        module = FORMATS[format]
+    except KeyError:
+        raise ConfigError(f"unknown data format {format!r}; choose one of "
+                          f"{', '.join(FORMATS)}") from None
+    return module.read(path, **options)
+
+
+__all__ = ["FORMATS", "RawData", "detect_format", "read_path"]
