@@ -10,12 +10,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ...errors import ConfigError, DataError
-from . import movielens, recbole
+from . import amazon, movielens, recbole, tabular
 from ._common import RawData
 
 FORMATS: dict[str, ModuleType] = {
     "recbole": recbole,
     "movielens": movielens,
+    "amazon": amazon,
+    "tabular": tabular,  # last: it goes by file extension alone
 }
 
 

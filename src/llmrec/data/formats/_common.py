@@ -78,12 +78,13 @@ def to_int(df: pl.DataFrame, column: str, path: Path, first_line: int = 2,
     """Cast a string column to integers (``"881250949.0"`` allowed); name the first bad value."""
     s = df[column]
     as_float = s.str.strip_chars().cast(pl.Float64, strict=False)
-    bad = (as_float.is_null() & s.is_not_null()) | (as_float.is_not_null() & (as_float.round() != as_float))
+    as_int = as_float.cast(dtype, strict=False)  # null for inf, nan and out-of-range values
+    bad = (as_int.is_null() & s.is_not_null()) | (as_float.round() != as_float).fill_null(False)
     if bad.any():
         i = int(bad.arg_true()[0])
         raise DataError(f"{path}: line {i + first_line}: field {column!r} is not an integer: "
                         f"{s[i]!r}")
-    return df.with_columns(as_float.cast(dtype).alias(column))
+    return df.with_columns(as_int.alias(column))
 
 
 def to_float(df: pl.DataFrame, column: str, path: Path, first_line: int = 2) -> pl.DataFrame:

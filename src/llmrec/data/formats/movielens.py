@@ -42,6 +42,19 @@ def _ratings(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
+def _genre_names(path: Path) -> list[str]:
+    """``u.genre``: ``name|index`` lines (blank lines ignored) -> names in index order."""
+    rows = []
+    for n, line in enumerate(read_text(path, "latin-1").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, index = line.rpartition("|")
+        if not sep or not index.strip().isdigit():
+            raise DataError(f"{path}: line {n}: expected 'genre|index', got {line!r}")
+        rows.append((int(index), name))
+    return [name for _, name in sorted(rows)]
+
+
 def _read_100k(folder: Path) -> RawData:
     inter = _ratings(read_delimited(folder / "u.data", "\t",
                                     ["user_id", "item_id", "rating", "timestamp"]),
@@ -50,9 +63,7 @@ def _read_100k(folder: Path) -> RawData:
     if (folder / "u.item").exists():
         genres = ML100K_GENRES
         if (folder / "u.genre").exists():
-            rows = [ln.split("|") for ln in read_text(folder / "u.genre", "latin-1").splitlines()
-                    if ln.strip()]
-            genres = [name for name, _ in sorted(rows, key=lambda r: int(r[1]))]
+            genres = _genre_names(folder / "u.genre")
         cols = ["item_id", "raw_title", "release_date", "video_release_date", "imdb_url", *genres]
         raw = read_delimited(folder / "u.item", "|", cols, encoding="latin-1")
         title, year = split_title_year(raw["raw_title"])

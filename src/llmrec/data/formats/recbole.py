@@ -70,7 +70,8 @@ def _canonical_items(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     if "title" in df.columns and df["title"].dtype == pl.List(pl.String):
         df = df.with_columns(pl.col("title").list.join(" "))
     if "year" in df.columns:
-        df = df.with_columns(pl.col("year").cast(pl.Float64, strict=False).cast(pl.Int32))
+        df = df.with_columns(pl.col("year").cast(pl.Float64, strict=False)
+                             .cast(pl.Int32, strict=False))  # inf, 1e10 -> null
     if "genres" in df.columns and df["genres"].dtype == pl.String:
         df = df.with_columns(pl.col("genres").str.split(" "))
     return df
@@ -81,6 +82,11 @@ def read(path: Path, **_: object) -> RawData:
     inter = read_atomic(files["inter"])
     require_columns(inter, ["user_id", "item_id"], files["inter"])
     keep = [c for c in ("user_id", "item_id", "rating", "timestamp") if c in inter.columns]
+    # declared as token: still numbers for every later stage
+    if inter.schema.get("rating") == pl.String:
+        inter = to_float(inter, "rating", files["inter"])
+    if inter.schema.get("timestamp") == pl.String:
+        inter = to_int(inter, "timestamp", files["inter"])
     items = users = None
     if "item" in files:
         items = _canonical_items(read_atomic(files["item"]), files["item"])

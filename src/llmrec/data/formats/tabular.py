@@ -1,0 +1,286 @@
+"""Generic tables of interactions: CSV, TSV or Parquet, with a column mapping.
+
+Text files (``.csv``, ``.tsv``, ``.txt``) are UTF-8 (a byte-order mark is allowed) with a
+header row and standard CSV quoting; the separator comes from the extension (``.csv`` comma,
+``.tsv`` tab), for ``.txt`` from the header line (the first of tab, comma, semicolon, pipe
+found in it), or from the ``separator`` option. Parquet (``.parquet``, ``.pq``) keeps its
+column types.
+
+Columns: ``columns`` maps llmrec's names to the file's, e.g. ``{"user_id": "visitor",
+"item_id": "sku"}``. A name not mapped is looked up among the common spellings in
+:data:`ALIASES` (case-insensitive); ``user_id`` and ``item_id`` are required, ``rating`` and
+``timestamp`` optional. Other columns are dropped.
+
+Values:
+
+- ids: any text, kept as strings with surrounding spaces removed (Parquet ``42`` -> "42").
+- ``rating``: a number; an empty field is a missing rating.
+- ``timestamp``: epoch seconds (a fraction is floored), or epoch **milliseconds** -- a column
+  whose largest value exceeds 1e11 is taken as milliseconds (1e11 s is the year 5138,
+  1e11 ms is March 1973) and floored to seconds; or ISO-8601 dates and times
+  (``2019-05-03``, ``2019-05-03T12:00:00``, ``2019-05-03 12:00:00.250``, with ``Z`` or an
+  offset such as ``+02:00``); times without an offset are UTC. Parquet Date and Datetime
+  columns are converted likewise (naive ones as UTC).
+
+Side tables: ``items`` / ``users`` name a CSV/TSV/Parquet file keyed by the item / user id
+column (the mapped name, else an alias). Its other columns pass through, with ``name``,
+``movie_title`` or ``product_title`` renamed to ``title``, ``genre``/``categories`` to
+``genres``; text genres are split on ``|`` (``"Comedy|Drama"``); ``year`` is an integer;
+a key listed twice is an error.
+
+Problems are DataError one-liners naming the file, the line (the row for Parquet), the
+column and the first bad value; an unknown option or mapped name is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from ...errors import ConfigError, DataError
+from ._common import RawData
+
+TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ALIASES = {
+    "user_id": ("user_id", "userid", "user", "uid", "reviewerid", "customer_id"),
+    "item_id": ("item_id", "itemid", "movieid", "item", "iid", "asin", "product_id"),
+    "rating": ("rating", "score", "overall", "stars"),
+    "timestamp": ("timestamp", "ts", "time", "unixreviewtime", "datetime", "date"),
+}
+ITEM_ALIASES = {"title": ("title", "name", "movie_title", "product_title"),
+                "genres": ("genres", "genre", "categories", "category"),
+                "year": ("year", "release_year"), "description": ("description",)}
+MS_THRESHOLD = 1e11
+
+
+def detect(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (*TEXT_SUFFIXES, *PARQUET_SUFFIXES)
+
+
+class _Table:
+    """A table as read, and how to name a row of it in an error message."""
+
+    def __init__(self, path: Path, separator: str | None = None) -> None:
+        self.path = path
+        self.text: str | None = None
+        self.separator = ","
+        if not path.is_file():
+            raise DataError(f"{path}: " + ("a folder, not a table file" if path.is_dir()
+                                           else "file not found"))
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                self.df = pl.read_parquet(path)
+            except (pl.exceptions.PolarsError, OSError) as e:
+                raise DataError(f"{path}: not a readable Parquet file "
+                                f"({str(e).splitlines()[0]})") from None
+        else:
+            self.df = self._read_text(separator)
+        if self.df.height == 0:
+            raise DataError(f"{path}: no data rows")
+
+    def _read_text(self, separator: str | None) -> pl.DataFrame:
+        data = self.path.read_bytes()
+        if not data.strip():
+            raise DataError(f"{self.path}: file is empty")
+        try:
+            self.text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise DataError(f"{self.path}: line {line}: not valid UTF-8 text "
+                            f"(byte {e.start})") from None
+        if separator is None:
+            separator = TEXT_SUFFIXES.get(self.path.suffix.lower())
+        if separator is None:
+            header = self.text.split("\n", 1)[0]
+            separator = next((s for s in "\t,;|" if s in header), ",")
+        self.separator = separator
+        try:
+            df = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False,
+                             empty_string_is_null=False)
+        except pl.exceptions.PolarsError as e:
+            raise DataError(f"{self.path}: {self._ragged_line() or 'cannot parse'} "
+                            f"({str(e).splitlines()[0]})") from None
+        # polars pads a short (truncated) row with empty strings; only when the last column
+        # has some does a plain pass over the rows look for one
+        if df.height and (df[df.columns[-1]] == "").any() and (bad := self._ragged_line()):
+            raise DataError(f"{self.path}: {bad} (truncated file?)")
+        return df
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) of the non-blank records, header first; a Python loop for
+        error messages only (quoted fields may span lines, so lines are counted by csv)."""
+        rows = csv.reader(io.StringIO(self.text or "", newline=""), delimiter=self.separator)
+        try:
+            for row in rows:
+                if row:
+                    yield rows.line_num, row
+        except csv.Error:  # a field beyond csv's size limit: stop counting
+            return
+
+    def _ragged_line(self) -> str:
+        """The first line whose field count differs from the header's."""
+        records = self._records()
+        width = len(next(records, (0, []))[1])
+        for line, row in records:
+            if len(row) != width:
+                what = "fewer" if len(row) < width else "more"
+                return f"line {line} has {what} fields ({len(row)}) than the header ({width})"
+        return ""
+
+    def where(self, row: int) -> str:
+        """'line N' of a text file (blank lines and quoted newlines counted), 'row N' else."""
+        if self.text is not None:
+            for i, (line, _) in enumerate(self._records()):
+                if i == row + 1:
+                    return f"line {line}"
+        return f"row {row + 1}"
+
+    def fail(self, row: int, column: str, problem: str) -> DataError:
+        value = self.df[column][row]
+        return DataError(f"{self.path}: {self.where(row)}: column {column!r} {problem}: "
+                         f"{value!r}")
+
+    def column_for(self, name: str, mapping: dict[str, str], aliases: tuple[str, ...],
+                   required: bool) -> str | None:
+        if name in mapping:
+            if mapping[name] not in self.df.columns:
+                raise DataError(f"{self.path}: missing column {mapping[name]!r} (mapped to "
+                                f"{name}; found: {', '.join(self.df.columns)})")
+            return mapping[name]
+        lower = {c.strip().lower(): c for c in self.df.columns}
+        found = next((lower[a] for a in aliases if a in lower), None)
+        if found is None and required:
+            raise DataError(f"{self.path}: no {name} column (looked for {', '.join(aliases)}; "
+                            f"found: {', '.join(self.df.columns)}); pass columns={{"
+                            f"'{name}': ...}}")
+        return found
+
+
+def _ids(table: _Table, column: str) -> pl.Series:
+    s = table.df[column]
+    if not (s.dtype == pl.String or s.dtype.is_integer() or s.dtype == pl.Categorical):
+        raise DataError(f"{table.path}: column {column!r} holds {s.dtype}, not ids")
+    ids = s.cast(pl.String).str.strip_chars()
+    empty = ids.is_null() | (ids == "")
+    if empty.any():
+        raise table.fail(int(empty.arg_true()[0]), column, "has an empty id")
+    return ids
+
+
+def _numbers(table: _Table, column: str, what: str) -> pl.Series:
+    """Numbers of a numeric or text column (empty text -> null); the first bad one named."""
+    s = table.df[column]
+    if s.dtype.is_numeric():
+        return s.cast(pl.Float64)
+    if s.dtype != pl.String:
+        raise DataError(f"{table.path}: column {column!r} holds {s.dtype}, not {what}")
+    out = s.str.strip_chars().cast(pl.Float64, strict=False)
+    bad = out.is_null() & s.is_not_null() & (s.str.strip_chars() != "")
+    if bad.any():
+        raise table.fail(int(bad.arg_true()[0]), column, f"is not {what}")
+    return out
+
+
+def _iso_seconds(text: pl.Series) -> pl.Series:
+    """ISO-8601 dates / datetimes -> epoch seconds (null where the text is not one)."""
+    t = text.str.strip_chars().str.replace("T", " ", literal=True).str.replace(r"Z$", "+00:00")
+    parsed = [t.str.to_datetime(f, strict=False, time_zone="UTC")
+              for f in ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")]
+    parsed += [t.str.to_datetime(f, strict=False).dt.convert_time_zone("UTC")
+               for f in ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")]
+    parsed.append(t.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us", "UTC")))
+    return pl.select(pl.coalesce(parsed)).to_series().dt.epoch("s")
+
+
+def _timestamps(table: _Table, column: str) -> pl.Series:
+    s = table.df[column]
+    if s.dtype == pl.Date:
+        s = s.cast(pl.Datetime("us"))
+    if isinstance(s.dtype, pl.Datetime):
+        out = (s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s).dt.epoch("s")
+    elif s.dtype == pl.String and not _starts_numeric(s):
+        out = _iso_seconds(s)
+        bad = out.is_null() & s.is_not_null() & (s.str.strip_chars() != "")
+        if bad.any():
+            raise table.fail(int(bad.arg_true()[0]), column,
+                             "is not an epoch number or an ISO-8601 date/time")
+    else:
+        seconds = _numbers(table, column, "an epoch number (or the column mixes formats)")
+        if seconds.abs().max() > MS_THRESHOLD:
+            seconds = seconds / 1000
+        out = seconds.floor().cast(pl.Int64, strict=False)  # null for inf, nan, too large
+        bad = out.is_null() & seconds.is_not_null()
+        if bad.any():
+            raise table.fail(int(bad.arg_true()[0]), column, "is not a usable epoch time")
+    if out.is_null().any():
+        raise table.fail(int(out.is_null().arg_true()[0]), column, "is empty")
+    return out
+
+
+def _starts_numeric(text: pl.Series) -> bool:
+    """Whether the first non-empty value is a number (the column is then epoch time)."""
+    first = text.str.strip_chars().filter(text.str.strip_chars() != "").head(1)
+    return bool(len(first)) and first.cast(pl.Float64, strict=False).is_not_null().all()
+
+
+def _side_table(path: str | Path, key: str, mapping: dict[str, str]) -> pl.DataFrame:
+    """An item or user table keyed by ``key`` (separator from its own extension)."""
+    table = _Table(Path(path).expanduser())
+    mapped = {key: mapping[key]} if mapping.get(key) in table.df.columns else {}
+    column = table.column_for(key, mapped, ALIASES[key], required=True)
+    assert column is not None  # required=True raises instead
+    ids = _ids(table, column)
+    dup = ~ids.is_first_distinct()
+    if dup.any():
+        raise table.fail(int(dup.arg_true()[0]), column, f"repeats an {key}")
+    df = table.df.with_columns(ids).rename({column: key})
+    if key == "user_id":
+        return df
+    rename = {}
+    for name, aliases in ITEM_ALIASES.items():
+        found = table.column_for(name, {}, aliases, required=False)
+        if found is not None and found != column and name not in df.columns:
+            rename[found] = name
+    df = df.rename(rename)
+    if "genres" in df.columns and df["genres"].dtype == pl.String:
+        df = df.with_columns(pl.col("genres").str.split("|"))
+    if "year" in df.columns:
+        source = {v: k for k, v in rename.items()}.get("year", "year")
+        year = _numbers(table, source, "a year")
+        as_int = year.cast(pl.Int32, strict=False)  # null for inf, nan, too large
+        bad = (as_int.is_null() & year.is_not_null()) | (year.round() != year).fill_null(False)
+        if bad.any():
+            raise table.fail(int(bad.arg_true()[0]), source, "is not a year")
+        df = df.with_columns(as_int.alias("year"))
+    return df
+
+
+def read(path: Path, columns: dict[str, str] | None = None, separator: str | None = None,
+         items: str | Path | None = None, users: str | Path | None = None,
+         **unknown: object) -> RawData:
+    """Interactions from one table, plus optional item and user tables (see module doc)."""
+    if unknown:
+        raise ConfigError(f"unknown option(s) for the tabular format: {', '.join(unknown)} "
+                          "(known: columns, separator, items, users)")
+    mapping = dict(columns or {})
+    wrong = sorted(set(mapping) - set(ALIASES))
+    if wrong:
+        raise ConfigError(f"columns: unknown name(s) {', '.join(wrong)}; map any of "
+                          f"{', '.join(ALIASES)}")
+    table = _Table(path, separator)
+    found = {name: table.column_for(name, mapping, aliases, name in ("user_id", "item_id"))
+             for name, aliases in ALIASES.items()}
+    out = {"user_id": _ids(table, found["user_id"]), "item_id": _ids(table, found["item_id"])}
+    if found["rating"] is not None:
+        out["rating"] = _numbers(table, found["rating"], "a number").cast(pl.Float32)
+    if found["timestamp"] is not None:
+        out["timestamp"] = _timestamps(table, found["timestamp"])
+    inter = pl.DataFrame(out)
+    item_table = _side_table(items, "item_id", mapping) if items else None
+    user_table = _side_table(users, "user_id", mapping) if users else None
+    return RawData(inter, item_table, user_table, f"table {path}")
