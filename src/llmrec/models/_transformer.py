@@ -1,0 +1,61 @@
+"""A pre-LayerNorm transformer block shared by SASRec and BERT4Rec, and position helpers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TransformerBlock(nn.Module):
+    """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))).
+
+    Dropout is applied to the two residual branches only, not to attention probabilities: on a
+    CPU, sampling a (B, H, T, T) dropout mask costs more than the attention itself.
+    """
+
+    def __init__(self, d: int, num_heads: int, dropout: float, ffn_size: int):
+        super().__init__()
+        if d % num_heads:
+            raise ValueError(f"embedding_size {d} is not divisible by num_heads {num_heads}")
+        self.h = num_heads
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, ffn_size), nn.GELU(), nn.Linear(ffn_size, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D); attn_mask: (B, 1, T, T) bool, True = may attend."""
+        B, T, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
+        q, k, v = (t.view(B, T, self.h, D // self.h).transpose(1, 2) for t in (q, k, v))  # (B,H,T,d)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        y = y.transpose(1, 2).reshape(B, T, D)
+        x = x + self.drop(self.proj(y))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+def reverse_positions(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """Position ids counted from the end: the last real item is 0. (B, T) long.
+
+    Sequences are left-aligned (padding after the last item), so counting from the end makes a
+    history's encoding independent of how much padding its batch needed.
+    """
+    pos = lengths.unsqueeze(1) - 1 - torch.arange(T).unsqueeze(0)
+    return pos.clamp(min=0)
+
+
+def attention_mask(lengths: torch.Tensor, T: int, causal: bool) -> torch.Tensor:
+    """(B, 1, T, T) bool: keys must be real items (and not in the future if ``causal``).
+
+    Every query may attend to itself, so padding rows never see an all-masked row (NaN).
+    """
+    idx = torch.arange(T)
+    key_ok = idx.unsqueeze(0) < lengths.unsqueeze(1)                # (B, T)
+    mask = key_ok.unsqueeze(1).expand(-1, T, -1)                      # (B, T, T)
+    if causal:
+        mask = mask & (idx.unsqueeze(1) >= idx.unsqueeze(0))
+    mask = mask | torch.eye(T, dtype=torch.bool)
+    return mask.unsqueeze(1)

@@ -1,0 +1,118 @@
+"""BERT4Rec: sequential recommendation with bidirectional transformers (Sun et al., CIKM 2019).
+
+Training masks random items of a sequence and predicts them from both sides (a cloze task); at
+inference a ``[MASK]`` token is appended to the history and its state scores every item.
+
+Deviations from the paper, following "A Systematic Review and Replicability Study of BERT4Rec"
+(Petrov & Macdonald, RecSys 2022), which found most implementations badly undertrained:
+
+- Many epochs with early stopping on validation NDCG@10 (not a fixed small budget).
+- In a share of training samples (``last_mask_share``) only the last item is masked, the exact
+  shape of the inference task; the rest use random masking with ``mask_prob``.
+- Full-catalogue softmax cross-entropy over masked positions (as the paper), with tied input and
+  output embeddings plus a per-item output bias and a transform head (Linear, GELU, LayerNorm).
+- Pre-LayerNorm blocks; positions counted from the most recent item; no attention-probability
+  dropout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Interactions
+from ._sequence import SequentialConfig, SequentialRecommender, pad_right, windows
+from ._transformer import TransformerBlock, attention_mask, reverse_positions
+
+
+@dataclass
+class BERT4RecConfig(SequentialConfig):
+    num_layers: int = 2
+    num_heads: int = 2
+    ffn_size: int = 0               # 0 = 4 x embedding_size (as BERT)
+    dropout: float = 0.2
+    mask_prob: float = 0.2
+    last_mask_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.mask_prob < 1 or not 0 <= self.last_mask_share <= 1:
+            raise ValueError("mask_prob must be in (0, 1) and last_mask_share in [0, 1]")
+
+
+class BERT4RecModule(nn.Module):
+    def __init__(self, n_items: int, cfg: BERT4RecConfig):
+        super().__init__()
+        d = cfg.embedding_size
+        self.mask_token = n_items + 1
+        self.item_emb = nn.Embedding(n_items + 2, d, padding_idx=n_items)  # + padding, [MASK]
+        self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
+        for emb in (self.item_emb, self.pos_emb):
+            nn.init.normal_(emb.weight, std=1 / math.sqrt(d))
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
+        self.scale = math.sqrt(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(d, cfg.num_heads, cfg.dropout,
+                                                     cfg.ffn_size or 4 * d)
+                                    for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
+        self.bias = nn.Parameter(torch.zeros(n_items))
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """items (B, T) with [MASK] tokens, lengths (B,) -> states (B, T, D)."""
+        T = items.shape[1]
+        x = self.item_emb(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
+        x = self.drop(x)
+        mask = attention_mask(lengths, T, causal=False)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+    def logits(self, states: torch.Tensor, n_items: int) -> torch.Tensor:
+        """states (M, D) -> (M, N) item scores."""
+        return self.head(states) @ self.item_emb.weight[:n_items].T + self.bias
+
+
+class BERT4Rec(SequentialRecommender):
+    name = "bert4rec"
+    config_class = BERT4RecConfig
+    config: BERT4RecConfig
+
+    def _build(self) -> nn.Module:
+        return BERT4RecModule(self.n_items, self.config)
+
+    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
+        L = self.config.max_seq_len
+        return windows(train, size=L, step=L)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        items, lengths = batch["items"], batch["lengths"]                # (B, T), (B,)
+        B, T = items.shape
+        real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
+        masked = (torch.rand(B, T) < self.config.mask_prob) & real
+        last = torch.zeros_like(masked)
+        last[torch.arange(B), lengths - 1] = True
+        only_last = torch.rand(B) < self.config.last_mask_share
+        none = ~masked.any(1)                                            # mask at least one
+        masked = torch.where((only_last | none).unsqueeze(1), last, masked)
+        inputs = items.masked_fill(masked, self.module.mask_token)
+        states = self.module(inputs, lengths)
+        return F.cross_entropy(self.module.logits(states[masked], self.n_items), items[masked])
+
+    def _encode_histories(self, histories: list[np.ndarray]) -> torch.Tensor:
+        L = self.config.max_seq_len
+        seqs = [np.append(np.asarray(h)[-(L - 1):], self.module.mask_token) for h in histories]
+        items, lengths = pad_right(seqs, self.pad, L)
+        states = self.module(items, lengths)
+        return states[torch.arange(len(lengths)), lengths - 1]
+
+    def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        self.module.eval()
+        return self.module.logits(self._encode_histories(histories), self.n_items)

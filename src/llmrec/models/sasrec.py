@@ -1,0 +1,88 @@
+"""SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018).
+
+A causal transformer over the user's item sequence; the state at each position predicts the next
+item by a dot product with the (shared) item embedding table.
+
+Deviations from the paper, each a known improvement:
+
+- Loss: full-catalogue softmax cross-entropy by default (``loss="ce"``), as in "Turning Dross
+  Into Gold Loss: is BERT4Rec really better than SASRec?" (Klenitskiy & Vasilev, RecSys 2023)
+  and gSASRec (Petrov & Macdonald, RecSys 2023); the paper's binary cross-entropy with one
+  negative (``"bce"``) and a sampled softmax (``"sampled_softmax"``) are options.
+- Pre-LayerNorm blocks with a GELU feed-forward layer of ``ffn_size`` (default: the embedding
+  size, as in the paper; the paper normalises queries only and uses ReLU); no dropout on
+  attention probabilities.
+- Positions are counted from the most recent item (so the result never depends on padding).
+- Long histories are cut into several training windows instead of keeping only the last one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Interactions
+from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
+                        shift_for_next_item, windows)
+from ._transformer import TransformerBlock, attention_mask, reverse_positions
+
+
+@dataclass
+class SASRecConfig(SequentialConfig):
+    num_layers: int = 2
+    num_heads: int = 1
+    ffn_size: int = 0               # 0 = embedding_size
+    loss: Literal["ce", "bce", "sampled_softmax"] = "ce"
+    num_negatives: int = 256        # sampled_softmax only
+
+
+class SASRecModule(nn.Module):
+    def __init__(self, n_items: int, cfg: SASRecConfig):
+        super().__init__()
+        d = cfg.embedding_size
+        self.scale = math.sqrt(d)
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=n_items)  # last row = padding
+        self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
+        nn.init.normal_(self.item_emb.weight, std=1 / math.sqrt(d))
+        nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(d, cfg.num_heads, cfg.dropout,
+                                                     cfg.ffn_size or d)
+                                    for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """items (B, T), lengths (B,) -> states (B, T, D)."""
+        T = items.shape[1]
+        x = self.item_emb(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
+        x = self.drop(x)
+        mask = attention_mask(lengths, T, causal=True)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+
+class SASRec(SequentialRecommender):
+    name = "sasrec"
+    config_class = SASRecConfig
+    config: SASRecConfig
+
+    def _build(self) -> nn.Module:
+        return SASRecModule(self.n_items, self.config)
+
+    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
+        L = self.config.max_seq_len
+        return windows(train, size=L + 1, step=L)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs, lengths, valid, targets = shift_for_next_item(batch)
+        states = self.module(inputs, lengths)                            # (B, T, D)
+        return next_item_loss(self.config.loss, states[valid], self.item_weights(),
+                              targets[valid], self.config.num_negatives)

@@ -1,0 +1,282 @@
+"""Run folders: train a configured model on a configured split, evaluate it, keep everything.
+
+A run is fully determined by its resolved config (data, model, evaluation); its folder is named
+by the config's SHA-256 (default ``$LLMREC_HOME/runs/MODEL-DATASET-HASH``) and holds::
+
+    config.toml          the resolved config (every default written out)
+    run.json             config hash, data fingerprint, split sizes, versions, status
+    train_log.jsonl      one line per epoch;  log.jsonl: every log record of the run
+    checkpoint.safetensors / best.safetensors   resumable training state (no pickle)
+    model/               the trained model (model.json + model.safetensors)
+    metrics.json         {"valid": {...}, "test": {...}, "test_unmasked": {...},
+                          "train_seconds": ..., "best_epoch": ..., ...}
+    metrics.md           the same as a table
+
+Training the same config again is a cache hit; an interrupted run resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from . import __version__
+from ._io import atomic_write_text, content_hash, llmrec_home, write_json
+from ._log import log_to
+from ._table import format_table
+from .config import dumps_toml, from_dict, read_toml, to_dict
+from .data import Dataset, Preprocessing, Split, load_dataset, make_split
+from .errors import ConfigError, LlmrecError, UnknownUserError
+from .eval import DEFAULT_KS, evaluate
+from .models import MODELS, Recommender, load_model
+from .train import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    """Which data, how it is preprocessed and split (see :class:`~llmrec.data.Preprocessing`)."""
+
+    dataset: str = "ml-100k"
+    format: str = "auto"
+    columns: dict[str, str] = field(default_factory=dict)   # column mapping for CSV/Parquet
+    min_rating: float | None = None
+    dedup: Literal["first", "last", "none"] = "first"
+    user_core: int = 5
+    item_core: int = 5
+    split: Literal["leave_one_out", "temporal"] = "leave_one_out"
+    valid_fraction: float = 0.1     # temporal split only
+    test_fraction: float = 0.1      # temporal split only
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.min_rating, self.dedup, self.user_core, self.item_core)
+
+
+@dataclass
+class EvalConfig:
+    ks: tuple[int, ...] = DEFAULT_KS
+    mask: Literal["history", "none"] = "history"
+    batch_size: int = 512
+
+
+@dataclass
+class RunConfig:
+    model: str
+    model_config: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        raw = dict(raw)
+        unknown = sorted(set(raw) - {"data", "model", "eval"})
+        if unknown:
+            raise ConfigError(f"unknown config section {unknown[0]!r}; sections are data, "
+                              "model, eval")
+        model = dict(raw.get("model", {}))
+        name = model.pop("name", None)
+        if name is None:
+            raise ConfigError("no model chosen: set [model] name or pass --model")
+        if name not in MODELS:
+            raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        return cls(name, from_dict(MODELS[name].config_class, model, "model"),
+                   from_dict(DataConfig, raw.get("data"), "data"),
+                   from_dict(EvalConfig, raw.get("eval"), "eval"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": to_dict(self.data), "model": {"name": self.model,
+                                                      **to_dict(self.model_config)},
+                "eval": to_dict(self.eval)}
+
+    def hash(self) -> str:
+        return content_hash(self.to_dict())
+
+
+def set_option(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``section.key=value`` (value parsed as TOML, else taken as a string)."""
+    import tomllib
+
+    key, sep, value = assignment.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise ConfigError(f"--set expects SECTION.KEY=VALUE, not {assignment!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    raw.setdefault(section, {})[name] = parsed
+
+
+def load_config(path: str | Path | None = None, *, model: str | None = None,
+                dataset: str | None = None, sets: list[str] = ()) -> RunConfig:
+    """A run config from an optional TOML file, then CLI-style overrides."""
+    raw: dict[str, Any] = read_toml(path) if path else {}
+    if model:
+        raw.setdefault("model", {})["name"] = model
+    if dataset:
+        raw.setdefault("data", {})["dataset"] = dataset
+    for assignment in sets:
+        set_option(raw, assignment)
+    return RunConfig.from_dict(raw)
+
+
+def fingerprint(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    inter = ds.interactions
+    for arr in (inter.user, inter.item, inter.timestamp):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(f"{ds.n_users}/{ds.n_items}".encode())
+    return h.hexdigest()
+
+
+def prepare(cfg: RunConfig) -> tuple[Dataset, Split]:
+    d = cfg.data
+    options = {"columns": d.columns} if d.columns else {}
+    ds = load_dataset(d.dataset, format=d.format, preprocessing=d.preprocessing(), **options)
+    params = ({"valid_fraction": d.valid_fraction, "test_fraction": d.test_fraction}
+              if d.split == "temporal" else {})
+    return ds, make_split(ds.interactions, d.split, **params)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    name = Path(cfg.data.dataset).name.replace(".", "_")
+    return llmrec_home() / "runs" / f"{cfg.model}-{name}-{cfg.hash()[:12]}"
+
+
+def _other_mask(mask: str) -> tuple[str, str]:
+    return ("none", "test_unmasked") if mask == "history" else ("history", "test_masked")
+
+
+def score_run(model: Recommender, split: Split, cfg: EvalConfig) -> dict[str, Any]:
+    valid, test = split.valid_cases(), split.test_cases()
+    t0 = time.perf_counter()
+    test_metrics = evaluate(model, test, cfg.ks, cfg.mask, cfg.batch_size)
+    seconds = time.perf_counter() - t0
+    other, key = _other_mask(cfg.mask)
+    return {"valid": evaluate(model, valid, cfg.ks, cfg.mask, cfg.batch_size),
+            "test": test_metrics,
+            key: evaluate(model, test, cfg.ks, other, cfg.batch_size),
+            "eval_seconds": round(seconds, 3)}
+
+
+def metrics_table(metrics: dict[str, Any], ks: tuple[int, ...], markdown: bool = False) -> str:
+    parts = [p for p in ("valid", "test", "test_unmasked", "test_masked") if p in metrics]
+    names = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall", "mrr")]
+    rows = [[p, *[metrics[p][n] for n in names]] for p in parts]
+    return format_table(["split", *names], rows, markdown=markdown)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    cached: bool
+
+
+def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool = False,
+              progress: bool = True) -> RunResult:
+    """Train, evaluate and save one run (see the module docstring)."""
+    run_dir = Path(output).expanduser() if output else default_run_dir(cfg)
+    cfg_hash = cfg.hash()
+    info_path = run_dir / "run.json"
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("config_hash") != cfg_hash:
+            raise ConfigError(f"{run_dir} holds a run of another configuration; choose another "
+                              "--output or remove that folder")
+        if (run_dir / "metrics.json").exists() and not force:
+            return RunResult(run_dir, json.loads((run_dir / "metrics.json").read_text()), True)
+    if force:
+        for name in ("checkpoint.safetensors", "best.safetensors", "train_log.jsonl",
+                     "metrics.json", "metrics.md"):
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with log_to(run_dir / "log.jsonl"):
+        ds, split = prepare(cfg)
+        atomic_write_text(run_dir / "config.toml", dumps_toml(cfg.to_dict()))
+        write_json(info_path, {
+            "config_hash": cfg_hash, "model": cfg.model, "dataset": ds.name,
+            "data_fingerprint": fingerprint(ds), "n_users": ds.n_users, "n_items": ds.n_items,
+            "split": split.summary(), "seed": cfg.model_config.seed, "llmrec": __version__,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        log.info("training %s on %s (%d users, %d items, %s)", cfg.model, ds.name, ds.n_users,
+                 ds.n_items, split.summary(), extra={"event": "start", "run_dir": str(run_dir)})
+        model = MODELS[cfg.model](cfg.model_config)
+        t0 = time.perf_counter()
+        model.fit(split.train, split.valid_cases(), run_dir=run_dir, progress=progress,
+                  valid_mask=cfg.eval.mask)
+        wall = time.perf_counter() - t0
+        model.save(run_dir / "model")
+        metrics = score_run(model, split, cfg.eval)
+        metrics.update(model=cfg.model, dataset=ds.name, seed=cfg.model_config.seed,
+                       config_hash=cfg_hash, mask=cfg.eval.mask,
+                       train_seconds=model.fit_info.get("train_seconds", round(wall, 2)),
+                       best_epoch=model.fit_info.get("best_epoch", 0),
+                       seconds_to_best=model.fit_info.get("seconds_to_best", round(wall, 2)),
+                       epochs_run=model.fit_info.get("epochs_run", 0),
+                       resumed_from=model.fit_info.get("resumed_from"))
+        write_json(run_dir / "metrics.json", metrics)
+        atomic_write_text(run_dir / "metrics.md",
+                          f"# {cfg.model} on {ds.name}\n\n"
+                          f"{metrics_table(metrics, cfg.eval.ks, markdown=True)}\n")
+        log.info("test ndcg@10 %.4f", metrics["test"].get("ndcg@10", float("nan")),
+                 extra={"event": "done", "test": metrics["test"]})
+    return RunResult(run_dir, metrics, False)
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: RunConfig
+    dataset: Dataset
+    split: Split
+    model: Recommender
+
+
+def open_run(run_dir: str | Path) -> LoadedRun:
+    """Load a finished run with its data, checking the data did not change since training."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.toml").exists() or not (run_dir / "model").exists():
+        raise LlmrecError(f"{run_dir}: not a finished llmrec run (config.toml or model/ missing)")
+    cfg = RunConfig.from_dict(read_toml(run_dir / "config.toml"))
+    info = json.loads((run_dir / "run.json").read_text())
+    ds, split = prepare(cfg)
+    if fingerprint(ds) != info["data_fingerprint"]:
+        raise LlmrecError(f"{run_dir}: the data of {cfg.data.dataset!r} changed since this run "
+                          "was trained; retrain it")
+    return LoadedRun(run_dir, cfg, ds, split, load_model(run_dir / "model"))
+
+
+def evaluate_run(run_dir: str | Path, mask: str | None = None,
+                 ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+    run = open_run(run_dir)
+    cfg = run.config.eval
+    if mask is not None or ks is not None:
+        cfg = EvalConfig(ks or cfg.ks, mask or cfg.mask, cfg.batch_size)
+    return score_run(run.model, run.split, cfg)
+
+
+def recommend_user(run: LoadedRun, user_id: str, n: int = 10,
+                   exclude_seen: bool = True) -> list[dict[str, Any]]:
+    """Top-``n`` items for a known user from everything they did (train, valid and test)."""
+    if user_id not in run.dataset.users:
+        raise UnknownUserError(f"user {user_id!r} is not in {run.dataset.name} "
+                               f"({run.dataset.n_users} users, e.g. "
+                               f"{', '.join(run.dataset.users.ids[:3])})")
+    history = run.dataset.history(user_id)
+    recs = run.model.recommend(history, n, exclude_seen=exclude_seen,
+                               user=run.dataset.users.index(user_id))
+    titles = run.dataset.item_titles()
+    return [{"rank": r + 1, "item_id": run.dataset.items.id(i), "title": titles[i],
+             "score": float(s)} for r, (i, s) in enumerate(zip(recs.items, recs.scores))]

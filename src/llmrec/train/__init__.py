@@ -1,0 +1,6 @@
+"""Training: the shared config fields, the trainer, checkpoints and losses."""
+
+from ._config import ModelConfig, TrainConfig
+from ._trainer import Trainer, TrainResult
+
+__all__ = ["ModelConfig", "TrainConfig", "TrainResult", "Trainer"]

@@ -1,0 +1,180 @@
+"""The epoch loop, written once: early stopping, checkpoints, resume, progress, JSONL logs.
+
+A trainable model exposes ``module`` (an ``nn.Module``), ``config`` (a :class:`TrainConfig`),
+``training_batches(epoch, rng)`` (an iterable of batches), ``batch_size_of(batch)``,
+``loss(batch)`` (a scalar tensor) and ``score(histories, users)`` (for validation).
+
+With a ``run_dir`` the trainer writes, after every epoch, ``checkpoint.safetensors`` (weights,
+optimizer, RNG states, progress) and, on every improvement, ``best.safetensors``; one JSON line
+per epoch goes to ``train_log.jsonl``. Calling :meth:`Trainer.fit` again on the same folder
+resumes after the last finished epoch and ends with the same weights an uninterrupted run
+would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .._io import content_hash
+from ..config import to_dict
+from ..data import EvalCases
+from ..eval import evaluate
+from ..errors import ConfigError
+from ._checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from ._config import TrainConfig
+
+log = logging.getLogger(__name__)
+MONITOR = "ndcg@10"
+
+
+class Trainable(Protocol):
+    module: torch.nn.Module
+    config: TrainConfig
+
+    def training_batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Any]: ...
+    def batch_size_of(self, batch: Any) -> int: ...
+    def loss(self, batch: Any) -> torch.Tensor: ...
+    def score(self, histories: list[np.ndarray], users: np.ndarray | None = None
+              ) -> torch.Tensor: ...
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float | None
+    epochs_run: int
+    train_seconds: float
+    seconds_to_best: float
+    resumed_from: int | None
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs the training loop of one model; see the module docstring."""
+
+    def __init__(self, run_dir: Path | None = None, *, progress: bool = True,
+                 mask: str = "history", eval_batch_size: int = 512):
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.progress = progress
+        self.mask = mask
+        self.eval_batch_size = eval_batch_size
+
+    def _paths(self) -> tuple[Path, Path, Path] | None:
+        if self.run_dir is None:
+            return None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return (self.run_dir / "checkpoint.safetensors", self.run_dir / "best.safetensors",
+                self.run_dir / "train_log.jsonl")
+
+    def fit(self, model: Trainable, valid: EvalCases | None = None) -> TrainResult:
+        cfg = model.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        module = model.module
+        optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.learning_rate,
+                                      weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(cfg.seed)
+        cfg_hash = content_hash({"model": type(model).__name__, **to_dict(cfg)})
+        state = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_evals": 0,
+                 "elapsed": 0.0, "seconds_to_best": 0.0, "done": False, "history": []}
+        best_in_memory: dict[str, torch.Tensor] | None = None
+        paths = self._paths()
+        resumed_from = None
+        if paths and paths[0].exists():
+            meta = load_checkpoint(paths[0], module, optimizer)
+            if meta["config_hash"] != cfg_hash:
+                raise ConfigError(f"{self.run_dir} holds a checkpoint of another configuration; "
+                                  "use another output folder or delete it")
+            rng.bit_generator.state = meta.pop("numpy_rng")
+            state.update(meta)
+            resumed_from = state["epoch"]
+            log.info("resuming from epoch %d", state["epoch"],
+                     extra={"event": "resume", "epoch": state["epoch"]})
+
+        t_start = time.perf_counter() - state["elapsed"]
+        while not state["done"] and state["epoch"] < cfg.epochs:
+            epoch = state["epoch"] + 1
+            module.train()
+            batches = list(model.training_batches(epoch, rng))
+            total = sum(model.batch_size_of(b) for b in batches)
+            t0, loss_sum, seen = time.perf_counter(), 0.0, 0
+            bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", unit="seq",
+                       disable=not self.progress, leave=False, dynamic_ncols=True)
+            for batch in batches:
+                loss = model.loss(batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; "
+                                             "lower learning_rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                n = model.batch_size_of(batch)
+                loss_sum += loss.item() * n
+                seen += n
+                bar.update(n)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            bar.close()
+            record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1),
+                                      "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+            if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                module.eval()
+                metrics = evaluate(model, valid, ks=(10,), mask=self.mask,
+                                   batch_size=self.eval_batch_size)
+                score = metrics[MONITOR]
+                record[f"valid_{MONITOR}"] = score
+                record["valid_recall@10"] = metrics["recall@10"]
+                if state["best_score"] is None or score > state["best_score"]:
+                    state.update(best_score=score, best_epoch=epoch, bad_evals=0,
+                                 seconds_to_best=time.perf_counter() - t_start)
+                    if paths:
+                        save_weights(paths[1], module)
+                    else:
+                        best_in_memory = {k: v.detach().clone()
+                                          for k, v in module.state_dict().items()}
+                else:
+                    state["bad_evals"] += 1
+                    state["done"] = state["bad_evals"] >= cfg.patience
+            state["epoch"] = epoch
+            state["elapsed"] = time.perf_counter() - t_start
+            record["seconds"] = round(state["elapsed"], 3)
+            state["history"].append(record)
+            self._report(record, state)
+            if paths:
+                meta = {**state, "config_hash": cfg_hash,
+                        "numpy_rng": rng.bit_generator.state}
+                save_checkpoint(paths[0], module, optimizer, meta)
+                with open(paths[2], "a") as f:
+                    f.write(json.dumps(record) + "\n")
+
+        if state["best_score"] is None:        # no validation: keep the last weights
+            state["best_epoch"] = state["epoch"]
+            state["seconds_to_best"] = state["elapsed"]
+        elif paths:
+            load_weights(paths[1], module)
+        elif best_in_memory is not None:
+            module.load_state_dict(best_in_memory)
+        module.eval()
+        return TrainResult(state["best_epoch"], state["best_score"], state["epoch"],
+                           state["elapsed"], state["seconds_to_best"], resumed_from,
+                           state["history"])
+
+    def _report(self, record: dict, state: dict) -> None:
+        parts = [f"epoch {record['epoch']}", f"loss {record['loss']:.4f}",
+                 f"{record['samples_per_s']:.0f} seq/s"]
+        if f"valid_{MONITOR}" in record:
+            best = state["best_score"]
+            parts.append(f"valid {MONITOR} {record[f'valid_{MONITOR}']:.4f} "
+                         f"(best {best:.4f} @ {state['best_epoch']})")
+        log.info(" | ".join(parts), extra={"event": "epoch", **record})
