@@ -40,9 +40,10 @@ def _version() -> str:
 def _setup_logging(quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
     logger = logging.getLogger("llmrec")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.setLevel(logging.INFO)           # run folders keep INFO records in log.jsonl
     logger.propagate = False
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ._dataset import Dataset, Preprocessing, build_dataset
 from ._fetch import REGISTRY, fetch
-from .formats import read_path
+from .formats import FORMATS, read_path
 
 
 def load_dataset(source: str | Path, *, format: str = "auto",
@@ -17,6 +17,9 @@ def load_dataset(source: str | Path, *, format: str = "auto",
     ``format`` and ``options`` (e.g. a column mapping for CSV) apply to paths only.
     """
     text = str(source)
+    if format != "auto" and format not in FORMATS:
+        raise ConfigError(f"unknown data format {format!r}; choose one of "
+                          f"{', '.join(FORMATS)}")
     if text in REGISTRY:
         spec = REGISTRY[text]
         raw = read_path(fetch(text))

@@ -37,8 +37,9 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     valid = targets >= 0                                          # (B, T)
     safe = targets.clamp(min=0)
     st = scores.gather(1, safe)                                   # (B, T)
-    is_target = torch.zeros(B, N, dtype=torch.bool, device=scores.device)
-    is_target.scatter_(1, safe, valid)
+    is_target = torch.zeros(B, N + 1, dtype=torch.bool, device=scores.device)
+    is_target.scatter_(1, torch.where(valid, targets, N), True)   # padding -> spare column N
+    is_target = is_target[:, :N]
     # non-targets scoring >= the target: ties count against the model
     ge = (scores.unsqueeze(1) >= st.unsqueeze(2)) & ~is_target.unsqueeze(1)   # (B, T, N)
     above = ge.sum(-1)

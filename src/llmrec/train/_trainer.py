@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._io import content_hash
+from .._io import atomic_write_text, content_hash
 from ..config import to_dict
 from ..data import EvalCases
 from ..eval import evaluate
@@ -84,7 +84,8 @@ class Trainer:
         optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.learning_rate,
                                       weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
-        cfg_hash = content_hash({"model": type(model).__name__, **to_dict(cfg)})
+        cfg_hash = content_hash({"model": getattr(model, "name", type(model).__name__),
+                                 **to_dict(cfg)})
         state = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_evals": 0,
                  "elapsed": 0.0, "seconds_to_best": 0.0, "done": False, "history": []}
         best_in_memory: dict[str, torch.Tensor] | None = None
@@ -98,6 +99,8 @@ class Trainer:
             rng.bit_generator.state = meta.pop("numpy_rng")
             state.update(meta)
             resumed_from = state["epoch"]
+            # the log may hold a line of an epoch whose checkpoint was never written
+            atomic_write_text(paths[2], "".join(json.dumps(r) + "\n" for r in state["history"]))
             log.info("resuming from epoch %d", state["epoch"],
                      extra={"event": "resume", "epoch": state["epoch"]})
 

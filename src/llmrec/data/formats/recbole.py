@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from ...errors import DataError
-from ._common import RawData, read_delimited, require_columns, to_float, to_int
+from ._common import (RawData, read_delimited, require_columns, split_title_year, to_float,
+                      to_int)
 
 FIELD_TYPES = {"token", "token_seq", "float", "float_seq"}
 # RecBole field names -> llmrec's canonical names
@@ -71,7 +72,13 @@ def _canonical_items(df: pl.DataFrame, path: Path) -> pl.DataFrame:
         df = df.with_columns(pl.col("title").list.join(" "))
     if "year" in df.columns:
         df = df.with_columns(pl.col("year").cast(pl.Float64, strict=False)
-                             .cast(pl.Int32, strict=False))  # inf, 1e10 -> null
+                             .cast(pl.Int32, strict=False))  # inf, 1e10, "V" -> null
+        if "title" in df.columns:   # ML-100K item 1412: "... Giving (1995)" with year "V"
+            title, year = split_title_year(df["title"])
+            missing = df["year"].is_null()
+            df = df.with_columns(pl.when(missing).then(title).otherwise(pl.col("title"))
+                                 .alias("title"),
+                                 pl.coalesce(pl.col("year"), year).alias("year"))
     if "genres" in df.columns and df["genres"].dtype == pl.String:
         df = df.with_columns(pl.col("genres").str.split(" "))
     return df

@@ -1,0 +1,78 @@
+"""The trainer: early stopping, checkpoints in safetensors, resume equals an unbroken run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from llmrec.data import leave_one_out
+from llmrec.errors import ConfigError
+from llmrec.models import SASRec
+from llmrec.testing import chain_interactions
+
+SMALL = dict(embedding_size=16, max_seq_len=10, batch_size=32, dropout=0.1, learning_rate=3e-3)
+
+
+@pytest.fixture(scope="module")
+def chains():
+    return leave_one_out(chain_interactions(n_chains=4, chain_len=8, n_users=160, steps=7))
+
+
+class Interrupted(SASRec):
+    """SASRec that is 'killed' when epoch ``stop_at`` starts (fault injection)."""
+
+    stop_at = 4
+
+    def training_batches(self, epoch, rng):
+        if epoch == self.stop_at:
+            raise KeyboardInterrupt
+        return super().training_batches(epoch, rng)
+
+
+def test_resume_gives_the_same_model_as_an_unbroken_run(chains, tmp_path):
+    histories = chains.test_cases().histories(0, 30)
+    unbroken = SASRec(epochs=7, patience=100, **SMALL).fit(
+        chains.train, chains.valid_cases(), run_dir=tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        Interrupted(epochs=7, patience=100, **SMALL).fit(
+            chains.train, chains.valid_cases(), run_dir=tmp_path / "b", progress=False)
+    log = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
+    resumed = SASRec(epochs=7, patience=100, **SMALL).fit(
+        chains.train, chains.valid_cases(), run_dir=tmp_path / "b", progress=False)
+    assert resumed.fit_info["resumed_from"] == 3
+    assert resumed.fit_info["best_epoch"] == unbroken.fit_info["best_epoch"]
+    torch.testing.assert_close(resumed.score(histories), unbroken.score(histories),
+                               rtol=0, atol=0)
+
+
+def test_early_stopping_restores_the_best_epoch(chains):
+    model = SASRec(epochs=60, patience=3, **SMALL).fit(chains.train, chains.valid_cases(),
+                                                       progress=False)
+    info = model.fit_info
+    assert info["epochs_run"] == info["best_epoch"] + 3 < 60
+    from llmrec.eval import evaluate
+    again = evaluate(model, chains.valid_cases(), ks=(10,))["ndcg@10"]
+    assert again == pytest.approx(info["best_valid_ndcg@10"])
+
+
+def test_checkpoint_is_safetensors_with_everything_to_resume(chains, tmp_path):
+    SASRec(epochs=2, **SMALL).fit(chains.train, chains.valid_cases(), run_dir=tmp_path,
+                                  progress=False)
+    with safe_open(str(tmp_path / "checkpoint.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+        meta = json.loads(f.metadata()["meta"])
+    assert any(k.startswith("model.") for k in keys)
+    assert any(k.startswith("optim.") for k in keys) and "rng.torch" in keys
+    assert meta["epoch"] == 2 and "numpy_rng" in meta
+    assert (tmp_path / "best.safetensors").exists()
+
+
+def test_checkpoint_of_another_config_is_refused(chains, tmp_path):
+    SASRec(epochs=1, **SMALL).fit(chains.train, run_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="another configuration"):
+        SASRec(epochs=1, **{**SMALL, "dropout": 0.3}).fit(chains.train, run_dir=tmp_path,
+                                                          progress=False)
