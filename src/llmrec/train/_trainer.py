@@ -2,7 +2,10 @@
 
 A trainable model exposes ``module`` (an ``nn.Module``), ``config`` (a :class:`TrainConfig`),
 ``training_batches(epoch, rng)`` (an iterable of batches), ``batch_size_of(batch)``,
-``loss(batch)`` (a scalar tensor) and ``score(histories, users)`` (for validation).
+``loss(batch)`` (a scalar tensor) and either ``score(histories, users)`` -- validation is then
+full-ranking NDCG@10 on :class:`~llmrec.data.EvalCases` -- or its own
+``validate(valid) -> dict`` with a ``monitor`` attribute naming the key to maximise (a CTR
+model validates AUC this way).
 
 With a ``run_dir`` the trainer writes, after every epoch, ``checkpoint.safetensors`` (weights,
 optimizer, RNG states, progress) and, on every improvement, ``best.safetensors``; one JSON line
@@ -27,14 +30,13 @@ from tqdm import tqdm
 
 from .._io import atomic_write_text, content_hash
 from ..config import to_dict
-from ..data import EvalCases
 from ..eval import evaluate
 from ..errors import ConfigError
 from ._checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from ._config import TrainConfig
 
 log = logging.getLogger(__name__)
-MONITOR = "ndcg@10"
+DEFAULT_MONITOR = "ndcg@10"
 
 
 class Trainable(Protocol):
@@ -76,8 +78,16 @@ class Trainer:
         return (self.run_dir / "checkpoint.safetensors", self.run_dir / "best.safetensors",
                 self.run_dir / "train_log.jsonl")
 
-    def fit(self, model: Trainable, valid: EvalCases | None = None) -> TrainResult:
+    def _validate(self, model: Trainable, valid: Any) -> dict[str, float]:
+        if hasattr(model, "validate"):
+            return model.validate(valid)
+        return evaluate(model, valid, ks=(10,), mask=self.mask, batch_size=self.eval_batch_size)
+
+    def fit(self, model: Trainable, valid: Any = None) -> TrainResult:
+        """Train ``model``; ``valid`` (EvalCases, or what ``model.validate`` takes) drives early
+        stopping on ``model.monitor`` (default NDCG@10)."""
         cfg = model.config
+        monitor = getattr(model, "monitor", DEFAULT_MONITOR)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         module = model.module
@@ -133,11 +143,10 @@ class Trainer:
                                       "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
             if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 module.eval()
-                metrics = evaluate(model, valid, ks=(10,), mask=self.mask,
-                                   batch_size=self.eval_batch_size)
-                score = metrics[MONITOR]
-                record[f"valid_{MONITOR}"] = score
-                record["valid_recall@10"] = metrics["recall@10"]
+                metrics = self._validate(model, valid)
+                score = metrics[monitor]
+                record.update({f"valid_{k}": v for k, v in metrics.items()
+                               if isinstance(v, float)})
                 if state["best_score"] is None or score > state["best_score"]:
                     state.update(best_score=score, best_epoch=epoch, bad_evals=0,
                                  seconds_to_best=time.perf_counter() - t_start)
@@ -153,7 +162,7 @@ class Trainer:
             state["elapsed"] = time.perf_counter() - t_start
             record["seconds"] = round(state["elapsed"], 3)
             state["history"].append(record)
-            self._report(record, state)
+            self._report(record, state, monitor)
             if paths:
                 meta = {**state, "config_hash": cfg_hash,
                         "numpy_rng": rng.bit_generator.state}
@@ -173,11 +182,11 @@ class Trainer:
                            state["elapsed"], state["seconds_to_best"], resumed_from,
                            state["history"])
 
-    def _report(self, record: dict, state: dict) -> None:
+    def _report(self, record: dict, state: dict, monitor: str) -> None:
         parts = [f"epoch {record['epoch']}", f"loss {record['loss']:.4f}",
                  f"{record['samples_per_s']:.0f} seq/s"]
-        if f"valid_{MONITOR}" in record:
+        if f"valid_{monitor}" in record:
             best = state["best_score"]
-            parts.append(f"valid {MONITOR} {record[f'valid_{MONITOR}']:.4f} "
+            parts.append(f"valid {monitor} {record[f'valid_{monitor}']:.4f} "
                          f"(best {best:.4f} @ {state['best_epoch']})")
         log.info(" | ".join(parts), extra={"event": "epoch", **record})
