@@ -1,5 +1,8 @@
 """Every model in the registry passes the shared contract suite."""
 
+import numpy as np
+import pytest
+
 from llmrec.models import BERT4Rec, GRU4Rec, MODELS, Pop, SASRec
 from llmrec.testing import RecommenderContract
 
@@ -50,3 +53,41 @@ class TestBERT4Rec(RecommenderContract):
 
     def make_model(self, **overrides):
         return BERT4Rec(**{**SMALL, "epochs": 100, "learning_rate": 5e-3, **overrides})
+
+
+def chain_vectors(n_items=30, dim=12, seed=1):
+    return np.random.default_rng(seed).normal(size=(n_items, dim)).astype(np.float32)
+
+
+class TestSASRecTextOnly(TestSASRec):
+    """No ID table: items are projections of frozen vectors (cold items can be scored)."""
+
+    def make_model(self, **overrides):
+        model = SASRec(**{**SMALL, "epochs": 40, "learning_rate": 5e-3, "item_input": "text",
+                          **overrides})
+        return model.set_item_vectors(chain_vectors())
+
+
+class TestGRU4RecIdPlusText(TestGRU4Rec):
+    def make_model(self, **overrides):
+        return super().make_model(item_input="id+text", **overrides).set_item_vectors(
+            chain_vectors())
+
+
+def test_text_input_needs_one_vector_per_item():
+    from llmrec.data import leave_one_out
+    from llmrec.testing import chain_interactions
+    split = leave_one_out(chain_interactions())
+    model = SASRec(item_input="text", epochs=1).set_item_vectors(chain_vectors(n_items=29))
+    with pytest.raises(ValueError, match="one vector per item"):
+        model.fit(split.train, progress=False)
+
+
+def test_text_only_model_has_no_per_item_parameters():
+    from llmrec.data import leave_one_out
+    from llmrec.testing import chain_interactions
+    split = leave_one_out(chain_interactions())
+    model = SASRec(item_input="text", epochs=1, embedding_size=16, max_seq_len=10)
+    model.set_item_vectors(chain_vectors()).fit(split.train, progress=False)
+    shapes = [tuple(p.shape) for p in model.module.parameters()]
+    assert not any(30 in s for s in shapes)

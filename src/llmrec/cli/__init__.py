@@ -11,10 +11,13 @@ import logging
 import sys
 
 from ..errors import LlmrecError
-from . import data, demo, evaluate, recommend, train
+from . import data, demo, evaluate, knowledge, recommend, train
+from . import bench, encode
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "recommend": recommend,
-            "demo": demo}
+            "demo": demo, "knowledge": knowledge,
+            "encode": encode,
+            "bench": bench}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,16 +23,18 @@ from torch import nn
 
 from ..data import EvalCases, Interactions
 from ..train import TrainConfig, Trainer
+from ._items import ItemEmbedding
 from .base import Recommender
 
 
 @dataclass
 class SequentialConfig(TrainConfig):
-    """Options shared by the sequential models."""
+    """Options shared by the sequential models (``item_input``: see :mod:`._items`)."""
 
     embedding_size: int = 64
     dropout: float = 0.2
     max_seq_len: int = 200
+    item_input: Literal["id", "text", "id+text"] = "id"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,10 +72,29 @@ def windows(train: Interactions, size: int, step: int, min_len: int = 2) -> list
 
 
 class SequentialRecommender(Recommender):
-    """Base of GRU4Rec / SASRec / BERT4Rec: subclasses define the module and the loss."""
+    """Base of GRU4Rec / SASRec / BERT4Rec: subclasses define the module and the loss.
+
+    Modules keep their item representations in ``module.items`` (an :class:`ItemEmbedding`);
+    with ``item_input`` "text" or "id+text", call :meth:`set_item_vectors` before ``fit``.
+    """
 
     config: SequentialConfig
     module: nn.Module
+
+    def __init__(self, config: Any = None, **options: Any):
+        super().__init__(config, **options)
+        self.item_vectors: torch.Tensor | None = None
+
+    def set_item_vectors(self, vectors: np.ndarray | torch.Tensor) -> SequentialRecommender:
+        """Frozen per-item vectors (N, Dv), row i for item index i (text, LLM knowledge...)."""
+        self.item_vectors = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+        return self
+
+    def _item_embedding(self, special_tokens: int = 1) -> ItemEmbedding:
+        """The item layer every subclass's module uses (seeded by the caller)."""
+        vectors = self.item_vectors if self.config.item_input != "id" else None
+        return ItemEmbedding(self.n_items, self.config.embedding_size, special_tokens,
+                             self.config.item_input, vectors)
 
     @abstractmethod
     def _build(self) -> nn.Module:
@@ -125,7 +147,7 @@ class SequentialRecommender(Recommender):
         return len(batch["lengths"])
 
     def item_weights(self) -> torch.Tensor:
-        return self.module.item_emb.weight[:self.n_items]                # (N, D)
+        return self.module.items.table()                                  # (N, D)
 
     def _encode_histories(self, histories: list[np.ndarray]) -> torch.Tensor:
         items, lengths = pad_right(histories, self.pad, self.config.max_seq_len)
@@ -143,6 +165,8 @@ class SequentialRecommender(Recommender):
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         super().load_state_tensors(tensors)
+        if "module.items.vectors" in tensors:
+            self.item_vectors = tensors["module.items.vectors"]
         self.module = self._build()
         self.module.load_state_dict({k[len("module."):]: v for k, v in tensors.items()
                                      if k.startswith("module.")})

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Interactions
+from ._items import ItemEmbedding
 from ._sequence import SequentialConfig, SequentialRecommender, pad_right, windows
 from ._transformer import TransformerBlock, attention_mask, reverse_positions
 
@@ -46,16 +47,14 @@ class BERT4RecConfig(SequentialConfig):
 
 
 class BERT4RecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: BERT4RecConfig):
+    def __init__(self, items: ItemEmbedding, cfg: BERT4RecConfig):
         super().__init__()
         d = cfg.embedding_size
+        n_items = items.n_items
         self.mask_token = n_items + 1
-        self.item_emb = nn.Embedding(n_items + 2, d, padding_idx=n_items)  # + padding, [MASK]
+        self.items = items                                  # n_items = padding, +1 = [MASK]
         self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
-        for emb in (self.item_emb, self.pos_emb):
-            nn.init.normal_(emb.weight, std=1 / math.sqrt(d))
-        with torch.no_grad():
-            self.item_emb.weight[n_items].zero_()
+        nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
         self.scale = math.sqrt(d)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(d, cfg.num_heads, cfg.dropout,
@@ -68,16 +67,16 @@ class BERT4RecModule(nn.Module):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """items (B, T) with [MASK] tokens, lengths (B,) -> states (B, T, D)."""
         T = items.shape[1]
-        x = self.item_emb(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
+        x = self.items(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
         x = self.drop(x)
         mask = attention_mask(lengths, T, causal=False)
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x)
 
-    def logits(self, states: torch.Tensor, n_items: int) -> torch.Tensor:
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
         """states (M, D) -> (M, N) item scores."""
-        return self.head(states) @ self.item_emb.weight[:n_items].T + self.bias
+        return self.head(states) @ self.items.table().T + self.bias
 
 
 class BERT4Rec(SequentialRecommender):
@@ -86,7 +85,7 @@ class BERT4Rec(SequentialRecommender):
     config: BERT4RecConfig
 
     def _build(self) -> nn.Module:
-        return BERT4RecModule(self.n_items, self.config)
+        return BERT4RecModule(self._item_embedding(special_tokens=2), self.config)
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len
@@ -104,7 +103,7 @@ class BERT4Rec(SequentialRecommender):
         masked = torch.where((only_last | none).unsqueeze(1), last, masked)
         inputs = items.masked_fill(masked, self.module.mask_token)
         states = self.module(inputs, lengths)
-        return F.cross_entropy(self.module.logits(states[masked], self.n_items), items[masked])
+        return F.cross_entropy(self.module.logits(states[masked]), items[masked])
 
     def _encode_histories(self, histories: list[np.ndarray]) -> torch.Tensor:
         L = self.config.max_seq_len
@@ -115,4 +114,4 @@ class BERT4Rec(SequentialRecommender):
 
     def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         self.module.eval()
-        return self.module.logits(self._encode_histories(histories), self.n_items)
+        return self.module.logits(self._encode_histories(histories))

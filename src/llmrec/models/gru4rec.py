@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data import Interactions
+from ._items import ItemEmbedding
 from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
                         shift_for_next_item, windows)
 
@@ -39,13 +40,10 @@ class GRU4RecConfig(SequentialConfig):
 
 
 class GRU4RecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: GRU4RecConfig):
+    def __init__(self, items: ItemEmbedding, cfg: GRU4RecConfig):
         super().__init__()
         d, h = cfg.embedding_size, cfg.hidden_size or cfg.embedding_size
-        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=n_items)
-        nn.init.normal_(self.item_emb.weight, std=d ** -0.5)
-        with torch.no_grad():
-            self.item_emb.weight[n_items].zero_()
+        self.items = items                                  # index n_items = padding
         self.drop = nn.Dropout(cfg.dropout)
         self.gru = nn.GRU(d, h, cfg.num_layers, batch_first=True,
                           dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
@@ -53,7 +51,7 @@ class GRU4RecModule(nn.Module):
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """items (B, T), lengths (B,) -> states (B, T, D); padding positions are zeros."""
-        x = self.drop(self.item_emb(items))                              # (B, T, D)
+        x = self.drop(self.items(items))                                 # (B, T, D)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=items.shape[1])
@@ -66,7 +64,7 @@ class GRU4Rec(SequentialRecommender):
     config: GRU4RecConfig
 
     def _build(self) -> nn.Module:
-        return GRU4RecModule(self.n_items, self.config)
+        return GRU4RecModule(self._item_embedding(), self.config)
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len

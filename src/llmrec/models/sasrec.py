@@ -29,6 +29,7 @@ from torch import nn
 from ..data import Interactions
 from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
                         shift_for_next_item, windows)
+from ._items import ItemEmbedding
 from ._transformer import TransformerBlock, attention_mask, reverse_positions
 
 
@@ -42,16 +43,13 @@ class SASRecConfig(SequentialConfig):
 
 
 class SASRecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: SASRecConfig):
+    def __init__(self, items: ItemEmbedding, cfg: SASRecConfig):
         super().__init__()
         d = cfg.embedding_size
         self.scale = math.sqrt(d)
-        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=n_items)  # last row = padding
+        self.items = items                                  # index n_items = padding
         self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
-        nn.init.normal_(self.item_emb.weight, std=1 / math.sqrt(d))
         nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
-        with torch.no_grad():
-            self.item_emb.weight[n_items].zero_()
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(d, cfg.num_heads, cfg.dropout,
                                                      cfg.ffn_size or d)
@@ -61,7 +59,7 @@ class SASRecModule(nn.Module):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """items (B, T), lengths (B,) -> states (B, T, D)."""
         T = items.shape[1]
-        x = self.item_emb(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
+        x = self.items(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
         x = self.drop(x)
         mask = attention_mask(lengths, T, causal=True)
         for block in self.blocks:
@@ -75,7 +73,7 @@ class SASRec(SequentialRecommender):
     config: SASRecConfig
 
     def _build(self) -> nn.Module:
-        return SASRecModule(self.n_items, self.config)
+        return SASRecModule(self._item_embedding(), self.config)
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len

@@ -1,0 +1,55 @@
+"""``llmrec bench knowledge``: backbones with and without knowledge vectors, over seeds."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from ._common import print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks that write Markdown and JSON reports")
+    bsub = p.add_subparsers(dest="bench_command", required=True, parser_class=type(p))
+    k = bsub.add_parser("knowledge", help="each CTR backbone with and without knowledge "
+                        "vectors (KAR adaptor), mean ± std over seeds, with cost columns")
+    k.add_argument("--dataset", default="ml-100k")
+    k.add_argument("--models", default="deepfm,dcnv2,din", help="comma-separated CTR models")
+    k.add_argument("--seeds", type=int, default=3, help="number of seeds (42, 43, ...)")
+    k.add_argument("--knowledge-source", choices=["metadata", "knowledge"], default="metadata",
+                   help="metadata: item/user text stand-in (no LLM); knowledge: the LLM "
+                   "knowledge store")
+    k.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
+    k.add_argument("--split", choices=["user", "chronological"], default="user",
+                   help="user: KAR's split by user (8:1:1); chronological: per user in time")
+    k.add_argument("--epochs", type=int, default=20)
+    k.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/knowledge)")
+    k.add_argument("--json", action="store_true", help="print the JSON report")
+    k.set_defaults(func=cmd_knowledge)
+
+
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from ..ctr._bench import KnowledgeBenchConfig, run_knowledge_bench, summary_table
+    from ..ctr._data import CTRDataConfig
+
+    if args.seeds < 1:
+        from ..errors import ConfigError
+        raise ConfigError(f"--seeds must be >= 1, not {args.seeds}")
+    cfg = KnowledgeBenchConfig(
+        dataset=args.dataset, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        seeds=tuple(range(42, 42 + args.seeds)), source=args.knowledge_source,
+        encoder=args.encoder, data=CTRDataConfig(dataset=args.dataset, split=args.split),
+        epochs=args.epochs)
+    command = ["llmrec", "bench", "knowledge", "--dataset", args.dataset, "--models",
+               ",".join(cfg.models), "--seeds", str(args.seeds), "--knowledge-source",
+               args.knowledge_source, "--encoder", args.encoder, "--split", args.split,
+               "--epochs", str(args.epochs)]
+    report = run_knowledge_bench(cfg, args.output, command=shlex.join(command),
+                                 progress=not args.quiet)
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"{report['title']} -- knowledge: {report['knowledge']['label']}")
+    print(summary_table(report["summary"], report["knowledge"]["costs"], markdown=False))
+    print(f"\nreport: {'  '.join(report['paths'])}")
+    return 0

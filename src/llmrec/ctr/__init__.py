@@ -1,0 +1,18 @@
+"""CTR prediction with optional LLM knowledge: samples and features from rated data, DeepFM,
+DCNv2 and DIN, KAR's hybrid-expert knowledge adapter, and AUC / logloss / GAUC."""
+
+from ._base import CTRConfig, CTRModel, CTRModule, load_ctr_model
+from ._data import (TEST, TRAIN, VALID, CTRData, CTRDataConfig, CTRSchema, build_ctr_data,
+                    history_index)
+from ._metrics import auc, ctr_metrics, gauc, grouped_auc, logloss
+from .dcnv2 import DCNv2, DCNv2Config
+from .deepfm import DeepFM, DeepFMConfig
+from .din import DIN, DINConfig
+from .kar import HybridExpertAdapter
+
+CTR_MODELS: dict[str, type[CTRModel]] = {"deepfm": DeepFM, "dcnv2": DCNv2, "din": DIN}
+
+__all__ = ["CTR_MODELS", "TEST", "TRAIN", "VALID", "CTRConfig", "CTRData", "CTRDataConfig",
+           "CTRModel", "CTRModule", "CTRSchema", "DCNv2", "DCNv2Config", "DIN", "DINConfig",
+           "DeepFM", "DeepFMConfig", "HybridExpertAdapter", "auc", "build_ctr_data",
+           "ctr_metrics", "gauc", "grouped_auc", "history_index", "load_ctr_model", "logloss"]

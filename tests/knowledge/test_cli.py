@@ -1,0 +1,106 @@
+"""``llmrec knowledge`` in real subprocesses: kill -9 mid-run, resume, show, stats, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+N = 5   # items and users each: 10 records
+
+
+def llmrec(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llmrec", *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=os.environ)
+
+
+def generate_args(store: Path, templates: Path) -> list[str]:
+    return ["-q", "knowledge", "generate", "--dataset", "ml-100k", "--limit", str(N),
+            "--factors", "genre,mood", "--templates", str(templates), "--threads", "1",
+            "--slots", "2", "--store", str(store)]
+
+
+def ok_rows(store: Path) -> dict[str, tuple]:
+    if not store.exists():
+        return {}
+    db = sqlite3.connect(store, timeout=30)
+    try:
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT key, output, attempts, updated_at FROM records WHERE status = 'ok'")}
+    except sqlite3.OperationalError:      # the schema is not there yet
+        return {}
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def resumed_store(ml100k, tiny_templates, tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
+    """A generation killed with SIGKILL after 3 records, then run again to the end."""
+    store = tmp_path_factory.mktemp("kill") / "k.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "llmrec", *generate_args(store, tiny_templates)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    deadline = time.monotonic() + 240
+    try:
+        while len(ok_rows(store)) < 3:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no records after 240 s"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = ok_rows(store)
+    again = llmrec(*generate_args(store, tiny_templates))
+    return store, before, again
+
+
+def test_kill9_loses_no_completed_record_and_the_next_run_resumes(resumed_store) -> None:
+    store, before, again = resumed_store
+    assert 3 <= len(before) < 2 * N
+    assert again.returncode == 0, again.stderr
+    after = ok_rows(store)
+    assert len(after) == 2 * N
+    assert all(after[k] == v for k, v in before.items())      # kept, not redone
+    db = sqlite3.connect(store)
+    dup = db.execute("SELECT COUNT(*) - COUNT(DISTINCT kind || entity) FROM records").fetchone()
+    runs = db.execute("SELECT summary FROM runs ORDER BY id").fetchall()
+    db.close()
+    assert dup == (0,)
+    import json
+    last = json.loads(runs[-1][0])["stats"]
+    assert sum(last["cached"].values()) == len(before)
+    assert sum(last["ok"].values()) == 2 * N - len(before)
+    assert "items 5/5, users 5/5 with knowledge" in again.stdout
+
+
+def test_show_and_stats(resumed_store) -> None:
+    store = str(resumed_store[0])
+    item = llmrec("knowledge", "show", "--item", "1", "--store", store, "--prompt")
+    assert item.returncode == 0, item.stderr
+    assert "item 1  [item@1, smollm2-135m-instruct, item:1" in item.stdout
+    assert "Movie: Toy Story (1995)" in item.stdout and "\ngenre:" in item.stdout
+    user = llmrec("knowledge", "show", "--user", "1", "--store", store)
+    assert user.returncode == 0 and "user 1 (individual)" in user.stdout
+    stats = llmrec("knowledge", "stats", "--store", store)
+    assert stats.returncode == 0
+    assert "item" in stats.stdout and "LLM calls" in stats.stdout and "runs" in stats.stdout
+
+
+def test_cli_errors_are_one_line_with_status_2(resumed_store, tmp_path) -> None:
+    store = str(resumed_store[0])
+    missing = llmrec("knowledge", "show", "--item", "99999", "--store", store)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"llmrec: error: no knowledge for item 99999 in {store}"
+    nostore = llmrec("knowledge", "stats", "--store", str(tmp_path / "none.sqlite"))
+    assert nostore.returncode == 2 and "no knowledge store at" in nostore.stderr
+    down = llmrec("-q", "knowledge", "generate", "--backend", "openai", "--base-url",
+                  "http://127.0.0.1:9/v1", "--model", "m", "--factors", "genre,mood",
+                  "--limit", "1", "--store", str(tmp_path / "k.sqlite"))
+    assert down.returncode == 2
+    assert "cannot reach http://127.0.0.1:9/v1: connection refused" in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1
