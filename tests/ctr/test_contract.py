@@ -91,15 +91,14 @@ class TestDCNv2(CTRContract):
     model_class = DCNv2
 
 
-class TestDCNv2Stacked(CTRContract):
-    model_class = DCNv2
-
-    def make(self, **overrides):
-        return DCNv2(**{**SMALL, "structure": "stacked", **overrides})
-
-
 class TestDIN(CTRContract):
     model_class = DIN
+
+
+def test_dcnv2_stacked_structure_learns_the_interaction(interaction):
+    model = DCNv2(**SMALL, structure="stacked").fit(interaction.train, interaction.valid,
+                                                    progress=False)
+    assert auc(interaction.test.label, model.predict(interaction.test)) > 0.9
 
 
 def test_every_registered_model_is_tested():

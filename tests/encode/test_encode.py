@@ -72,6 +72,10 @@ def test_second_encode_is_a_cache_hit_and_equal(minilm, tmp_path):
                          cache=VectorCache(minilm.identity(), tmp_path), progress=False)
     assert again_enc.texts == 0 and again.stats["cache_hits"] == 4
     np.testing.assert_array_equal(again.matrix, first.matrix)     # hit == miss, exactly
+    # the cost of making the vectors is remembered: a cache hit still reports it
+    assert again.stats["encode_seconds"] == 0
+    assert again.stats["encode_seconds_total"] == pytest.approx(
+        first.stats["encode_seconds_total"], rel=1e-3) and first.stats["encode_seconds_total"] > 0
     # the cached float16 vectors are what the encoder gives, up to float16 rounding
     np.testing.assert_allclose(first.matrix, minilm.encode(texts), atol=2e-3)
 
@@ -94,6 +98,7 @@ def test_shards_are_float16_npz_without_pickle_and_atomic(tmp_path):
     assert len(shards) == 3                                       # one per batch of 2
     with np.load(shards[0], allow_pickle=False) as z:
         assert z["vectors"].dtype == np.float16 and z["keys"].shape[1] == 32
+        assert float(z["seconds"]) >= 0
     assert (cache.folder / "encoder.json").exists()
     assert not [p for p in cache.folder.iterdir() if p.name.endswith(".tmp")]
 

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--knowledge-source", choices=["metadata", "knowledge"], default="metadata",
                    help="metadata: item/user text stand-in (no LLM); knowledge: the LLM "
                    "knowledge store")
+    k.add_argument("--user-mode", default="individual",
+                   help="knowledge source: user knowledge mode (individual, collective, "
+                   "incremental)")
     k.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
     k.add_argument("--split", choices=["user", "chronological"], default="user",
                    help="user: KAR's split by user (8:1:1); chronological: per user in time")
@@ -35,15 +38,15 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         from ..errors import ConfigError
         raise ConfigError(f"--seeds must be >= 1, not {args.seeds}")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     cfg = KnowledgeBenchConfig(
-        dataset=args.dataset, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-        seeds=tuple(range(42, 42 + args.seeds)), source=args.knowledge_source,
-        encoder=args.encoder, data=CTRDataConfig(dataset=args.dataset, split=args.split),
-        epochs=args.epochs)
+        dataset=args.dataset, models=models, seeds=tuple(range(42, 42 + args.seeds)),
+        source=args.knowledge_source, encoder=args.encoder, user_mode=args.user_mode,
+        data=CTRDataConfig(dataset=args.dataset, split=args.split), epochs=args.epochs)
     command = ["llmrec", "bench", "knowledge", "--dataset", args.dataset, "--models",
-               ",".join(cfg.models), "--seeds", str(args.seeds), "--knowledge-source",
-               args.knowledge_source, "--encoder", args.encoder, "--split", args.split,
-               "--epochs", str(args.epochs)]
+               ",".join(models), "--seeds", str(args.seeds), "--knowledge-source",
+               args.knowledge_source, "--user-mode", args.user_mode, "--encoder", args.encoder,
+               "--split", args.split, "--epochs", str(args.epochs)]
     report = run_knowledge_bench(cfg, args.output, command=shlex.join(command),
                                  progress=not args.quiet)
     if args.json:

@@ -18,6 +18,7 @@ Items or users without a text get a zero vector; ``coverage`` reports how many h
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from ..encode import (Encoder, encode_texts, item_metadata_texts, knowledge_cost
 from ..errors import ConfigError
 from ._data import CTRData
 
+log = logging.getLogger(__name__)
 SOURCES = ("metadata", "knowledge")
 
 
@@ -74,9 +76,17 @@ def knowledge_tables(ds: Dataset, data: CTRData, source: str = "metadata",
                  encoded=sum(s["encoded"] for s in stats),
                  cache_hits=sum(s["cache_hits"] for s in stats),
                  encode_seconds=round(sum(s["encode_seconds"] for s in stats), 2),
+                 encode_seconds_total=(None if any(s["encode_seconds_total"] is None
+                                                   for s in stats)
+                                       else round(sum(s["encode_seconds_total"]
+                                                      for s in stats), 2)),
                  seconds=round(time.perf_counter() - t0, 2),
                  item_coverage=round(float(item_found.mean()), 4),
                  user_coverage=round(float(user_found.mean()), 4),
                  mean_item_text_chars=round(float(np.mean([len(t) for t in item_texts])), 1),
                  mean_user_text_chars=round(float(np.mean([len(t) for t in user_texts])), 1))
+    for what, found in (("items", item_found), ("users", user_found)):
+        if found.mean() < 0.5:
+            log.warning("only %.1f%% of %s have %s knowledge; the rest get zero vectors",
+                        100 * found.mean(), what, source)
     return KnowledgeTables(item_table, user_table, source, items.encoder, costs)

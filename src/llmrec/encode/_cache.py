@@ -6,6 +6,7 @@ Layout under ``$LLMREC_HOME/vectors/``::
         encoder.json                the identity, for people reading the folder
         shard-<hash[:16]>.npz       keys (n, 32) uint8 = sha256(identity + "\\n" + text)
                                     vectors (n, d) float16
+                                    seconds () float64: what encoding the batch took
 
 Each batch of newly encoded texts becomes one shard, written atomically (temp file, then
 rename), so an interrupted run keeps every finished batch and the next run resumes there. Shards
@@ -45,7 +46,8 @@ class VectorCache:
         self.folder = self.folder / digest[:16]
         self._index: dict[bytes, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
-        self._seen: set[str] = set()
+        self._seconds: list[float] = []          # per shard: encode seconds per vector (nan:
+        self._seen: set[str] = set()             # unknown)
 
     def key(self, text: str) -> bytes:
         """The 32-byte cache key of ``text``."""
@@ -64,12 +66,14 @@ class VectorCache:
             try:
                 with np.load(path, allow_pickle=False) as z:
                     keys, vectors = z["keys"], z["vectors"]
+                    seconds = float(z["seconds"]) if "seconds" in z.files else float("nan")
             except (OSError, ValueError, KeyError) as e:
                 raise DataError(f"{path}: unreadable vector shard ({e}); delete it") from None
             if keys.ndim != 2 or keys.shape[1] != 32 or len(keys) != len(vectors):
                 raise DataError(f"{path}: malformed vector shard; delete it")
             shard = len(self._shards)
             self._shards.append(vectors)
+            self._seconds.append(seconds / max(len(keys), 1))
             for row, k in enumerate(keys):
                 self._index[k.tobytes()] = (shard, row)
             self._seen.add(path.name)
@@ -93,13 +97,22 @@ class VectorCache:
         out[hit] = normalize(out[hit])
         return out, hit
 
-    def put(self, keys: list[bytes], vectors: np.ndarray) -> Path:
-        """Store one batch as a new shard (atomically); returns its path."""
+    def seconds(self, keys: list[bytes]) -> float | None:
+        """What encoding the cached vectors of ``keys`` took when they were made (their
+        shards' seconds shared per vector); None if a shard did not record it."""
+        self._refresh()
+        total = sum(self._seconds[self._index[k][0]] for k in keys if k in self._index)
+        return None if np.isnan(total) else float(total)
+
+    def put(self, keys: list[bytes], vectors: np.ndarray, seconds: float = float("nan")
+            ) -> Path:
+        """Store one batch (encoded in ``seconds``) as a new shard, atomically."""
         if len(keys) != len(vectors):
             raise ValueError("one vector per key is needed")
         key_arr = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
         buf = io.BytesIO()
-        np.savez(buf, keys=key_arr, vectors=np.asarray(vectors, dtype=np.float16))
+        np.savez(buf, keys=key_arr, vectors=np.asarray(vectors, dtype=np.float16),
+                 seconds=np.float64(seconds))
         name = f"shard-{hashlib.sha256(key_arr.tobytes()).hexdigest()[:16]}.npz"
         if not (self.folder / "encoder.json").exists():
             write_json(self.folder / "encoder.json", self.identity)

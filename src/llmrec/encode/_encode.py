@@ -91,16 +91,20 @@ def encode_texts(keys: Sequence[object], texts: Sequence[str], encoder: Encoder 
             rows = todo[start:start + batch_size]
             t1 = time.perf_counter()
             half, fresh = to_stored(encoder.encode([distinct[i] for i in rows]))  # (b, d)
-            encode_seconds += time.perf_counter() - t1
+            batch_seconds = time.perf_counter() - t1
+            encode_seconds += batch_seconds
             vectors[rows] = fresh
             if store is not None:
-                store.put([digests[i] for i in rows], half)
+                store.put([digests[i] for i in rows], half, batch_seconds)
             bar.update(len(rows))
+    made_in = store.seconds(digests) if store is not None else None
     matrix = vectors[np.fromiter((where[t] for t in texts), dtype=np.int64, count=len(texts))]
     stats = {"texts": len(texts), "distinct": len(distinct), "cache_hits": int(hit.sum()),
              "encoded": int(len(todo)), "encode_seconds": round(encode_seconds, 3),
              "texts_per_s": round(len(todo) / encode_seconds, 1) if encode_seconds else None,
              "seconds": round(time.perf_counter() - t0, 3),
+             # what encoding every vector took when it was made (cached ones included)
+             "encode_seconds_total": None if made_in is None else round(made_in, 3),
              "cache_dir": str(store.folder) if store is not None else None}
     log.info("encoded %d texts (%d cache hits, %d new)", len(texts), stats["cache_hits"],
              stats["encoded"], extra={"event": "encode", **stats})
