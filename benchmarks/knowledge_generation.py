@@ -81,8 +81,8 @@ def short_templates() -> str:
     return str(folder)
 
 
-SHORT = {"item": {"words_per_factor": 2, "max_tokens": 40},
-         "user": {"words_per_factor": 3, "max_tokens": 48, "params": {"history_items": 5}}}
+SHORT = {"item": {"words_per_factor": 2, "max_tokens": 64},
+         "user": {"words_per_factor": 3, "max_tokens": 80, "params": {"history_items": 5}}}
 
 
 def measure(ds: Any, split: Any, threads: int, slots: int, **config: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -40,10 +41,12 @@ def ok_rows(store: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def resumed_store(ml100k, tiny_templates, tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
+def resumed_store(ml100k, tiny_templates,
+                  tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
     """A generation killed with SIGKILL after 3 records, then run again to the end."""
     store = tmp_path_factory.mktemp("kill") / "k.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "llmrec", *generate_args(store, tiny_templates)],
+    args = generate_args(store, tiny_templates)
+    proc = subprocess.Popen([sys.executable, "-m", "llmrec", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
     deadline = time.monotonic() + 240
     try:
@@ -71,36 +74,44 @@ def test_kill9_loses_no_completed_record_and_the_next_run_resumes(resumed_store)
     runs = db.execute("SELECT summary FROM runs ORDER BY id").fetchall()
     db.close()
     assert dup == (0,)
-    import json
     last = json.loads(runs[-1][0])["stats"]
     assert sum(last["cached"].values()) == len(before)
     assert sum(last["ok"].values()) == 2 * N - len(before)
     assert "items 5/5, users 5/5 with knowledge" in again.stdout
 
 
-def test_show_and_stats(resumed_store) -> None:
-    store = str(resumed_store[0])
-    item = llmrec("knowledge", "show", "--item", "1", "--store", store, "--prompt")
-    assert item.returncode == 0, item.stderr
-    assert "item 1  [item@1, smollm2-135m-instruct, item:1" in item.stdout
-    assert "Movie: Toy Story (1995)" in item.stdout and "\ngenre:" in item.stdout
-    user = llmrec("knowledge", "show", "--user", "1", "--store", store)
-    assert user.returncode == 0 and "user 1 (individual)" in user.stdout
-    stats = llmrec("knowledge", "stats", "--store", store)
-    assert stats.returncode == 0
-    assert "item" in stats.stdout and "LLM calls" in stats.stdout and "runs" in stats.stdout
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``llmrec ARGS`` in this process (the CLI is a thin layer): (status, stdout, stderr)."""
+    from llmrec.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_cli_errors_are_one_line_with_status_2(resumed_store, tmp_path) -> None:
+def test_show_and_stats(resumed_store, capsys) -> None:
     store = str(resumed_store[0])
-    missing = llmrec("knowledge", "show", "--item", "99999", "--store", store)
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == f"llmrec: error: no knowledge for item 99999 in {store}"
-    nostore = llmrec("knowledge", "stats", "--store", str(tmp_path / "none.sqlite"))
-    assert nostore.returncode == 2 and "no knowledge store at" in nostore.stderr
-    down = llmrec("-q", "knowledge", "generate", "--backend", "openai", "--base-url",
-                  "http://127.0.0.1:9/v1", "--model", "m", "--factors", "genre,mood",
-                  "--limit", "1", "--store", str(tmp_path / "k.sqlite"))
-    assert down.returncode == 2
-    assert "cannot reach http://127.0.0.1:9/v1: connection refused" in down.stderr
-    assert len(down.stderr.strip().splitlines()) == 1
+    code, out, err = cli(capsys, "knowledge", "show", "--item", "1", "--store", store, "--prompt")
+    assert code == 0, err
+    assert "item 1  [item@1, smollm2-135m-instruct, item:1" in out
+    assert "Movie: Toy Story (1995)" in out and "\ngenre:" in out
+    code, out, _ = cli(capsys, "knowledge", "show", "--user", "1", "--store", store)
+    assert code == 0 and "user 1 (individual)" in out
+    code, out, _ = cli(capsys, "knowledge", "stats", "--store", store)
+    assert code == 0
+    assert "item" in out and "LLM calls" in out and "runs" in out
+
+
+def test_cli_errors_are_one_line_with_status_2(resumed_store, tmp_path, capsys) -> None:
+    store = str(resumed_store[0])
+    code, _, err = cli(capsys, "knowledge", "show", "--item", "99999", "--store", store)
+    assert code == 2
+    assert err.strip() == f"llmrec: error: no knowledge for item 99999 in {store}"
+    code, _, err = cli(capsys, "knowledge", "stats", "--store", str(tmp_path / "none.sqlite"))
+    assert code == 2 and "no knowledge store at" in err
+    code, _, err = cli(capsys, "-q", "knowledge", "generate", "--backend", "openai",
+                       "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--factors",
+                       "genre,mood", "--limit", "1", "--store", str(tmp_path / "k.sqlite"))
+    assert code == 2
+    assert "cannot reach http://127.0.0.1:9/v1: connection refused" in err
+    assert len(err.strip().splitlines()) == 1

@@ -8,7 +8,6 @@ the prompts are built exactly as ``generate_knowledge`` builds them.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -121,7 +121,7 @@ class Template:
             return f'root ::= {items}\nf ::= [A-Za-z] [^\\n:*.]{{1,24}}\n'
         lines = ' "\\n" '.join(f'"{f}:" v' for f in factors)
         return (f"root ::= {lines}\nv ::= (\" \" w){{1,{self.words_per_factor}}}\n"
-                "w ::= [^ \\n:;]{1,16}\n")
+                "w ::= [^ \\n:;]{1,12}\n")
 
     def json_schema(self, factors: list[str]) -> dict[str, Any]:
         if self.output == "factor_list":
