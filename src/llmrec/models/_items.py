@@ -10,6 +10,9 @@
 
 Indices ``n_items ..`` are special tokens (padding first, then e.g. BERT4Rec's ``[MASK]``);
 they always have learned rows, and padding's row is zero.
+
+Scores use the same representations (tied weights) unless ``tied=False``, which adds a separate
+output table of item rows (``id`` and ``id+text`` only).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ ITEM_INPUTS = ("id", "text", "id+text")
 
 class ItemEmbedding(nn.Module):
     def __init__(self, n_items: int, d: int, special_tokens: int = 1, item_input: str = "id",
-                 vectors: torch.Tensor | None = None):
+                 vectors: torch.Tensor | None = None, tied: bool = True):
         super().__init__()
         if item_input not in ITEM_INPUTS:
             raise ValueError(f"item_input must be one of {ITEM_INPUTS}, not {item_input!r}")
+        if not tied and item_input == "text":
+            raise ValueError("tied=False adds per-item output rows; it needs item_input "
+                             "'id' or 'id+text'")
         uses_text = item_input != "id"
         if uses_text and (vectors is None or vectors.shape[0] != n_items):
             raise ValueError(f"item_input={item_input!r} needs one vector per item "
@@ -41,6 +47,9 @@ class ItemEmbedding(nn.Module):
         with torch.no_grad():
             self.table_emb.weight[pad_row].zero_()
         self.item_input = item_input
+        self.out_emb = None if tied else nn.Embedding(n_items, d)
+        if self.out_emb is not None:
+            nn.init.normal_(self.out_emb.weight, std=1 / math.sqrt(d))
         if uses_text:
             self.register_buffer("vectors", vectors.float(), persistent=True)   # (N, Dv)
             self.proj = nn.Sequential(nn.Linear(vectors.shape[1], d), nn.GELU(),
@@ -59,7 +68,9 @@ class ItemEmbedding(nn.Module):
         return self.table_emb(items) + text
 
     def table(self) -> torch.Tensor:
-        """Representations of all real items, (N, D): the output layer (tied weights)."""
+        """Representations of all real items, (N, D): the output layer."""
+        if self.out_emb is not None:
+            return self.out_emb.weight
         if self.item_input == "id":
             return self.table_emb.weight[:self.n_items]
         return self.forward(torch.arange(self.n_items))

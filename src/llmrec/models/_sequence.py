@@ -31,10 +31,13 @@ from .base import Recommender
 class SequentialConfig(TrainConfig):
     """Options shared by the sequential models (``item_input``: see :mod:`._items`)."""
 
+    batch_size: int = 64
+    learning_rate: float = 2e-3
     embedding_size: int = 64
     dropout: float = 0.2
     max_seq_len: int = 200
     item_input: Literal["id", "text", "id+text"] = "id"
+    tied: bool = True               # score with the input item representations
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,7 +97,7 @@ class SequentialRecommender(Recommender):
         """The item layer every subclass's module uses (seeded by the caller)."""
         vectors = self.item_vectors if self.config.item_input != "id" else None
         return ItemEmbedding(self.n_items, self.config.embedding_size, special_tokens,
-                             self.config.item_input, vectors)
+                             self.config.item_input, vectors, self.config.tied)
 
     @abstractmethod
     def _build(self) -> nn.Module:
