@@ -11,6 +11,7 @@ SMALL = dict(embedding_size=32, max_seq_len=20, batch_size=32, patience=50, drop
 
 def test_every_registered_model_has_a_contract_test():
     tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec)}
+    tested.add("tiger")                 # tests/models/test_tiger.py::TestTIGERContract
     assert tested == set(MODELS)
 
 

@@ -5,13 +5,16 @@ from .bert4rec import BERT4Rec, BERT4RecConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
 from .pop import Pop
 from .sasrec import SASRec, SASRecConfig
+from .tiger import TIGER, TIGERConfig
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Pop,
     "gru4rec": GRU4Rec,
     "sasrec": SASRec,
     "bert4rec": BERT4Rec,
+    "tiger": TIGER,
 }
 
 __all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "GRU4Rec", "GRU4RecConfig", "Pop",
-           "Recommendations", "Recommender", "SASRec", "SASRecConfig", "load_model"]
+           "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
+           "TIGERConfig", "load_model"]
