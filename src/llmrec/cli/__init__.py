@@ -12,12 +12,12 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, encode
+from . import bench, encode, serve
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "recommend": recommend,
             "demo": demo, "knowledge": knowledge,
             "encode": encode,
-            "bench": bench}
+            "bench": bench, "serve": serve}
 
 
 class _Parser(argparse.ArgumentParser):

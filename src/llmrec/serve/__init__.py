@@ -1,0 +1,23 @@
+"""Serving: an HTTP recommendation service over a trained run (``llmrec serve RUN_DIR``).
+
+retrieve (sequential model + FAISS ANN over item vectors + popularity, fused with configurable
+weights) -> rank (a CTR model with prestored knowledge vectors when the run has one, else the
+fused score) -> re-rank (optional MMR diversity) -> explain (stored LLM knowledge, else item
+metadata). No LLM and no encoder run on the request path.
+
+    >>> from llmrec.serve import ServeConfig, create_app, load_artifacts
+    >>> app = create_app(load_artifacts("runs/sasrec", ServeConfig()))   # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)    # doctest: +SKIP
+
+Needs the ``serve`` and ``faiss`` extras; FastAPI, uvicorn and FAISS are imported lazily.
+"""
+
+from ._app import create_app
+from ._artifacts import Artifacts, build_index, load_artifacts
+from ._config import CHANNELS, ServeConfig, parse_weights
+from ._rank import CTRRanker, mmr, save_ctr_ranker
+from ._service import RequestError, Service
+
+__all__ = ["CHANNELS", "Artifacts", "CTRRanker", "RequestError", "ServeConfig", "Service",
+           "build_index", "create_app", "load_artifacts", "mmr", "parse_weights",
+           "save_ctr_ranker"]

@@ -1,0 +1,171 @@
+"""Everything the service needs, loaded once from a run folder (no pickles anywhere).
+
+``load_artifacts(run_dir)`` opens the run (config, data, safetensors model; see
+:func:`llmrec.runs.open_run`) and prepares, in memory:
+
+- item display data: titles, years, genres, popularity (training counts);
+- item vectors for the ANN channel and for similar items / diversity, L2-normalised:
+  ``item_vectors="text"`` encodes each item's stored LLM knowledge (where the knowledge store
+  has it) or its metadata text (``"Title (year). Genres: ..."``) with the configured encoder,
+  through the content-addressed vector cache; ``"model"`` takes the sequential model's item
+  table (collaborative vectors);
+- a FAISS index over those vectors (HNSW or exact inner product);
+- stored item knowledge for explanations (``$LLMREC_HOME/knowledge/<dataset>.sqlite``, read,
+  never created); with no records, explanations fall back to item metadata and say so;
+- an optional CTR ranker: ``RUN_DIR/ctr/`` holding a CTR model saved by
+  :meth:`llmrec.ctr.CTRModel.save` (see :mod:`._rank`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, LlmrecError
+from ..runs import LoadedRun, open_run
+from ._config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Artifacts:
+    run: LoadedRun
+    config: ServeConfig
+    titles: list[str]
+    years: list[int | None]
+    genres: list[list[str]]
+    genre_items: dict[str, np.ndarray]          # genre (lower case) -> bool mask (n_items,)
+    popularity: np.ndarray                      # (n_items,) float32, training counts
+    vectors: np.ndarray                         # (n_items, d) float32, L2-normalised
+    vector_source: str
+    index: Any                                  # a faiss index over ``vectors``
+    knowledge: dict[str, str]                   # raw item id -> stored knowledge text
+    ranker: Any = None                          # a ._rank.CTRRanker or None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self):
+        return self.run.dataset
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def n_items(self) -> int:
+        return self.run.dataset.n_items
+
+
+def _item_columns(ds) -> tuple[list[int | None], list[list[str]]]:
+    f = ds.item_features
+    years = (f["year"].cast(int, strict=False).to_list() if "year" in f.columns
+             else [None] * ds.n_items)
+    genres = ([g or [] for g in f["genres"].to_list()] if "genres" in f.columns
+              else [[] for _ in range(ds.n_items)])
+    return years, genres
+
+
+def _stored_knowledge(dataset: str) -> dict[str, str]:
+    """Item knowledge texts of the data set's store, or {} when there is none."""
+    from ..knowledge import KnowledgeStore, default_store_path
+
+    path = default_store_path(dataset)
+    if not path.exists():                     # opening would create an empty store
+        return {}
+    with KnowledgeStore(path) as store:
+        return store.export("item")
+
+
+def _encoder(name: str):
+    from ..encode import ENCODERS
+
+    return ENCODERS[name]()
+
+
+def _text_vectors(run: LoadedRun, knowledge: dict[str, str], cfg: ServeConfig
+                  ) -> tuple[np.ndarray, str]:
+    from ..encode import encode_texts, item_metadata_texts
+
+    keys, texts = item_metadata_texts(run.dataset)
+    n_knowledge = sum(k in knowledge for k in keys)
+    texts = [knowledge.get(k, t) for k, t in zip(keys, texts)]
+    vecs = encode_texts(keys, texts, _encoder(cfg.encoder), progress=False)
+    source = (f"text:{cfg.encoder} (LLM knowledge for {n_knowledge} of {len(keys)} items, "
+              "metadata for the rest)" if n_knowledge else f"text:{cfg.encoder} (item metadata)")
+    return vecs.align(run.dataset.items.ids)[0], source
+
+
+def _model_vectors(run: LoadedRun) -> tuple[np.ndarray, str]:
+    import torch
+
+    weights = getattr(run.model, "item_weights", None)
+    if weights is None:
+        raise ConfigError(f"item_vectors = 'model' needs a sequential model with an item "
+                          f"table; {run.model.name} has none (use item_vectors = 'text')")
+    with torch.no_grad():
+        table = weights().detach().float().numpy()
+    return np.ascontiguousarray(table[:run.dataset.n_items]), f"model:{run.model.name} items"
+
+
+def build_index(vectors: np.ndarray, cfg: ServeConfig):
+    """A FAISS inner-product index over L2-normalised ``vectors`` (so scores are cosines)."""
+    import faiss
+
+    d = vectors.shape[1]
+    if cfg.index == "flat":
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = max(40, 2 * cfg.hnsw_m)
+        index.hnsw.efSearch = cfg.hnsw_ef_search
+    index.add(vectors)
+    return index
+
+
+def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Artifacts:
+    """Load a finished run and everything the service derives from it (module docstring)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        raise LlmrecError("serving needs FAISS: pip install 'llmrec[faiss,serve]'") from None
+    cfg = config or ServeConfig()
+    t0 = time.perf_counter()
+    run = open_run(run_dir)
+    ds = run.dataset
+    years, genres = _item_columns(ds)
+    genre_items: dict[str, np.ndarray] = {}
+    for i, gs in enumerate(genres):
+        for g in gs:
+            genre_items.setdefault(g.lower(), np.zeros(ds.n_items, dtype=bool))[i] = True
+    knowledge = _stored_knowledge(ds.name)
+    if cfg.item_vectors == "model":
+        vectors, source = _model_vectors(run)
+    else:
+        vectors, source = _text_vectors(run, knowledge, cfg)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors /= np.where(norms > 0, norms, 1.0)
+    popularity = run.model.popularity.numpy().astype(np.float32)
+    from ._rank import load_ranker
+
+    ranker = load_ranker(Path(run_dir), run, cfg)
+    art = Artifacts(run, cfg, ds.item_titles(), years, genres, genre_items, popularity, vectors,
+                    source, build_index(vectors, cfg), knowledge, ranker)
+    art.info = {"run_dir": str(Path(run_dir).expanduser()), "model": run.model.name,
+                "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+                "item_vectors": source, "index": cfg.index,
+                "knowledge_items": len(knowledge),
+                "explanations": "stored LLM knowledge" if knowledge else
+                "item metadata (the knowledge store holds no item records)",
+                "ranker": ranker.describe() if ranker is not None else
+                "fused retrieval score (no CTR model in the run)",
+                "weights": cfg.weights, "load_seconds": round(time.perf_counter() - t0, 2)}
+    log.info("serving %s on %s: %d items, %s", run.model.name, ds.name, ds.n_items, source,
+             extra={"event": "serve_load", **art.info})
+    return art

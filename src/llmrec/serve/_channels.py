@@ -1,0 +1,142 @@
+"""Retrieval channels and their fusion (multi-channel retrieval).
+
+Each channel returns up to ``k`` candidate items (dense indices) with its own scores, drawn only
+from the items a request allows (not seen, not excluded, passing the filters):
+
+- ``sequential``: the run's model scores every item from the history (for SASRec: the causal
+  transformer's last state against the item table); exact top-k.
+- ``ann``: FAISS search over L2-normalised item vectors with the recency-weighted mean of the
+  last ``ann_history`` history items as the query (content similarity; cosine scores).
+- ``popularity``: training interaction counts, log-scaled; the cold-start channel.
+
+Fusion: each channel's scores are min-max normalised over its own candidates to [0, 1] (a
+channel's best candidate gets 1, its worst 0; a single candidate gets 1), then
+
+    fused(i) = sum_c  w_c * norm_c(i)          (0 for channels that did not retrieve i)
+
+and an item's channel of origin is the channel with the largest term ``w_c * norm_c(i)``.
+An empty history leaves only the popularity channel (cold start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._artifacts import Artifacts
+from ._config import CHANNELS
+
+
+@dataclass(frozen=True)
+class Query:
+    history: np.ndarray          # (h,) item indices, oldest first
+    allowed: np.ndarray          # (n_items,) bool: items that may be returned
+    user: int | None = None      # dense user index when the user is known
+
+
+@dataclass(frozen=True)
+class Candidates:
+    items: np.ndarray            # (m,) item indices, best fused score first
+    fused: np.ndarray            # (m,) fused scores
+    terms: np.ndarray            # (m, len(CHANNELS)) weighted normalised score per channel
+    origin: list[str]            # (m,) channel of origin
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first (ties: lower index first)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) > k:
+        part = np.argpartition(-scores[finite], k - 1)[:k]
+        finite = finite[part]
+    order = np.lexsort((finite, -scores[finite]))
+    return finite[order]
+
+
+def sequential(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if not len(q.history):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    users = None if q.user is None else np.array([q.user])
+    with torch.inference_mode():
+        scores = art.model.score([q.history], users)[0].numpy().copy()    # (n_items,)
+    scores[~q.allowed] = -np.inf
+    top = _top(scores, k)
+    return top, scores[top]
+
+
+def ann_query(art: Artifacts, history: np.ndarray) -> np.ndarray:
+    """(1, d) float32: recency-weighted mean of the last ``ann_history`` item vectors."""
+    recent = history[-art.config.ann_history:]
+    weights = np.arange(1, len(recent) + 1, dtype=np.float32)            # newest weighs most
+    q = (weights[:, None] * art.vectors[recent]).sum(0, keepdims=True)   # (1, d)
+    norm = np.linalg.norm(q)
+    return q / norm if norm > 0 else q
+
+
+def search(art: Artifacts, query: np.ndarray, k: int, allowed: np.ndarray | None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS top-``k`` of ``query`` (1, d) among ``allowed`` items (None = all)."""
+    import faiss
+
+    k = min(k, art.n_items)
+    params = None
+    if allowed is not None and not allowed.all():
+        if not allowed.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        bitmap = np.packbits(allowed, bitorder="little")
+        selector = faiss.IDSelectorBitmap(art.n_items, faiss.swig_ptr(bitmap))
+        params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(
+            art.config.hnsw_ef_search, k)) if art.config.index == "hnsw"
+            else faiss.SearchParameters(sel=selector))
+    elif art.config.index == "hnsw":
+        params = faiss.SearchParametersHNSW(efSearch=max(art.config.hnsw_ef_search, k))
+    scores, items = art.index.search(np.ascontiguousarray(query, dtype=np.float32), k,
+                                     params=params)
+    keep = items[0] >= 0
+    return items[0][keep].astype(np.int64), scores[0][keep]
+
+
+def ann(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if not len(q.history):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return search(art, ann_query(art, q.history), k, q.allowed)
+
+
+def popularity(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.where(q.allowed, np.log1p(art.popularity), -np.inf)
+    top = _top(scores, k)
+    return top, scores[top]
+
+
+CHANNEL_FUNCS = {"sequential": sequential, "ann": ann, "popularity": popularity}
+
+
+def _normalise(scores: np.ndarray) -> np.ndarray:
+    lo, hi = float(scores.min()), float(scores.max())
+    return np.ones_like(scores) if hi <= lo else (scores - lo) / (hi - lo)
+
+
+def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int) -> Candidates:
+    """Run every channel with a positive weight and fuse (module docstring)."""
+    found: dict[int, np.ndarray] = {}           # item -> (C,) terms, NaN = not retrieved
+    for c, name in enumerate(CHANNELS):
+        w = weights.get(name, 0.0)
+        if w <= 0:
+            continue
+        items, scores = CHANNEL_FUNCS[name](art, q, k)
+        if not len(items):
+            continue
+        for i, s in zip(items.tolist(), (w * _normalise(scores)).tolist()):
+            found.setdefault(i, np.full(len(CHANNELS), np.nan, np.float32))[c] = s
+    if not found:
+        return Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32),
+                          np.zeros((0, len(CHANNELS)), np.float32), [])
+    items = np.fromiter(found, dtype=np.int64, count=len(found))
+    raw = np.stack(list(found.values()))                                  # (m, C)
+    origin_idx = np.where(np.isnan(raw), -1.0, raw).argmax(1)
+    terms = np.nan_to_num(raw, nan=0.0)
+    fused = terms.sum(1)
+    order = np.lexsort((items, -fused))
+    origin = [CHANNELS[c] for c in origin_idx[order]]
+    return Candidates(items[order], fused[order], terms[order], origin)

@@ -1,0 +1,83 @@
+"""The service's configuration: channels, weights, limits, ranking, security.
+
+Read from an optional TOML file (``llmrec serve RUN --config serve.toml``) with the same checks
+as every llmrec config (unknown keys and wrong types are refused with one line)::
+
+    weights = { sequential = 1.0, ann = 0.5, popularity = 0.1 }
+    candidates = 100          # per channel, before fusion
+    item_vectors = "text"     # ANN space: "text" (encoded knowledge / metadata) or "model"
+    encoder = "minilm"        # "minilm" (packaged sentence encoder) or "hashing"
+    index = "hnsw"            # "hnsw" (approximate) or "flat" (exact inner product)
+    ranker = "auto"           # "auto": CTR model if the run has one, else "fused"
+    diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import from_dict, read_toml
+from ..errors import ConfigError
+
+CHANNELS = ("sequential", "ann", "popularity")
+
+
+@dataclass
+class ServeConfig:
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "sequential": 1.0, "ann": 0.5, "popularity": 0.1})
+    candidates: int = 100
+    item_vectors: Literal["text", "model"] = "text"
+    encoder: Literal["minilm", "hashing"] = "minilm"
+    index: Literal["hnsw", "flat"] = "hnsw"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    ann_history: int = 20            # most recent history items that form the ANN query
+    ranker: Literal["auto", "fused", "ctr"] = "auto"
+    diversity: float = 0.0
+    max_n: int = 100
+    max_history: int = 1000
+    max_body_bytes: int = 1_000_000
+    explanation_chars: int = 160
+    api_key: str | None = None       # set from --api-key-env; never written to disk
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(CHANNELS))
+        if unknown:
+            raise ConfigError(f"weights.{unknown[0]}: unknown channel; channels are "
+                              f"{', '.join(CHANNELS)}")
+        for name, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"weights.{name} must be a number >= 0, not {w!r}")
+        self.weights = {c: float(self.weights.get(c, 0.0)) for c in CHANNELS}
+        if not any(self.weights.values()):
+            raise ConfigError("weights: at least one channel needs a weight > 0")
+        for name in ("candidates", "hnsw_m", "hnsw_ef_search", "ann_history", "max_n",
+                     "max_history", "max_body_bytes", "explanation_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0.0 <= self.diversity <= 1.0:
+            raise ConfigError(f"diversity must be in [0, 1], not {self.diversity}")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> ServeConfig:
+        raw: dict[str, Any] = read_toml(path) if path else {}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return from_dict(cls, raw, "serve")
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"sequential=1,ann=0.5"`` -> mapping (channels left out get weight 0)."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--weights expects CHANNEL=NUMBER[,...] with channels "
+                              f"{', '.join(CHANNELS)}; not {text!r}")
+    return out

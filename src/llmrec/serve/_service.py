@@ -1,0 +1,204 @@
+"""The request path, free of HTTP: retrieve -> rank -> re-rank -> explain.
+
+:class:`Service` answers with plain dicts (what the HTTP layer returns as JSON) and raises
+:class:`RequestError` (naming the offending field) for requests it cannot serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._artifacts import Artifacts
+from ._channels import CHANNELS, Query, retrieve, search
+from ._rank import mmr
+
+
+class RequestError(Exception):
+    """A request the service refuses: ``status`` (4xx), the ``field`` at fault, a message."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+
+REASONS = {"sequential": "fits your recent history (last: {last})",
+           "ann": "similar to {similar}, which you watched",
+           "popularity": "popular: {count} users watched it"}
+
+
+class Service:
+    def __init__(self, art: Artifacts):
+        self.art = art
+        ds = art.dataset
+        self.item_ids = ds.items.ids
+        inter = ds.interactions
+        self._ratings = inter.rating
+        self._indptr = inter.indptr
+
+    # -- lookups ----------------------------------------------------------------------------
+    def item_index(self, item_id: object, field: str = "item_id", status: int = 404) -> int:
+        """Dense index of a raw item id; unknown ids are refused naming ``field`` (404 for a
+        path, 422 for a body field)."""
+        try:
+            return self.art.dataset.items.index(item_id)
+        except KeyError:
+            raise RequestError(status, field, f"unknown item {str(item_id)!r}") from None
+
+    def item(self, item_id: object) -> dict[str, Any]:
+        i = self.item_index(item_id)
+        text = self.art.knowledge.get(self.item_ids[i])
+        return {**self._item_card(i), "popularity": int(self.art.popularity[i]),
+                "knowledge": text, "explanation_source": "knowledge" if text else "metadata"}
+
+    def _item_card(self, i: int) -> dict[str, Any]:
+        return {"item_id": str(self.item_ids[i]), "title": self.art.titles[i],
+                "year": self.art.years[i], "genres": self.art.genres[i]}
+
+    def user(self, user_id: str, limit: int = 50) -> dict[str, Any]:
+        ds = self.art.dataset
+        if user_id not in ds.users:
+            raise RequestError(404, "user_id", f"unknown user {user_id!r}")
+        u = ds.users.index(user_id)
+        lo, hi = int(self._indptr[u]), int(self._indptr[u + 1])
+        items, ratings = ds.interactions.item[lo:hi], self._ratings[lo:hi]
+        stamps = ds.interactions.timestamp[lo:hi]
+        recent = [{**self._item_card(int(i)),
+                   "rating": None if np.isnan(r) else float(r), "timestamp": int(t)}
+                  for i, r, t in zip(items[::-1][:limit], ratings[::-1][:limit],
+                                     stamps[::-1][:limit])]
+        return {"user_id": user_id, "interactions": hi - lo, "history": recent}
+
+    def users(self, limit: int, offset: int) -> dict[str, Any]:
+        ds = self.art.dataset
+        ids = ds.users.ids[offset:offset + limit].tolist()
+        lengths = ds.interactions.lengths()
+        return {"total": ds.n_users, "users": [
+            {"user_id": u, "interactions": int(lengths[offset + k])} for k, u in enumerate(ids)]}
+
+    def similar(self, item_id: object, n: int) -> dict[str, Any]:
+        i = self.item_index(item_id)
+        allowed = np.ones(self.art.n_items, dtype=bool)
+        allowed[i] = False
+        items, scores = search(self.art, self.art.vectors[i:i + 1], n, allowed)
+        return {"item": self._item_card(i), "vectors": self.art.vector_source,
+                "similar": [{**self._item_card(int(j)), "score": round(float(s), 6)}
+                            for j, s in zip(items, scores)]}
+
+    # -- recommendations ---------------------------------------------------------------------
+    def _allowed(self, history: np.ndarray, exclude_seen: bool, exclude: Sequence[str],
+                 genres: Sequence[str], year_min: int | None, year_max: int | None
+                 ) -> np.ndarray:
+        art = self.art
+        allowed = np.ones(art.n_items, dtype=bool)
+        if exclude_seen and len(history):
+            allowed[history] = False
+        for k, x in enumerate(exclude):
+            allowed[self.item_index(x, f"exclude[{k}]", 422)] = False
+        if genres:
+            masks = []
+            for k, g in enumerate(genres):
+                m = art.genre_items.get(g.strip().lower())
+                if m is None:
+                    raise RequestError(422, f"filters.genres[{k}]",
+                                       f"unknown genre {g!r}; genres are "
+                                       f"{', '.join(sorted({x for gs in art.genres for x in gs}))}")
+                masks.append(m)
+            allowed &= np.logical_or.reduce(masks)
+        if year_min is not None or year_max is not None:
+            years = np.array([y if y is not None else -1 for y in art.years])
+            ok = years >= 0
+            if year_min is not None:
+                ok &= years >= year_min
+            if year_max is not None:
+                ok &= years <= year_max
+            allowed &= ok
+        return allowed
+
+    def recommend(self, *, user_id: str | None = None, history: Sequence[str] | None = None,
+                  n: int = 10, exclude_seen: bool = True, exclude: Sequence[str] = (),
+                  genres: Sequence[str] = (), year_min: int | None = None,
+                  year_max: int | None = None, diversity: float | None = None,
+                  weights: dict[str, float] | None = None) -> dict[str, Any]:
+        art, ds = self.art, self.art.dataset
+        user = ds.users.index(user_id) if user_id is not None and user_id in ds.users else None
+        if history is not None:
+            idx = [self.item_index(x, f"history[{k}]", 422) for k, x in enumerate(history)]
+            hist = np.asarray(idx, dtype=np.int64)
+            ratings = np.zeros(len(hist), dtype=np.float32)
+            source = "request"
+        elif user is not None:
+            lo, hi = int(self._indptr[user]), int(self._indptr[user + 1])
+            hist = ds.interactions.item[lo:hi].astype(np.int64)
+            ratings = np.nan_to_num(self._ratings[lo:hi], nan=0.0)
+            source = "stored"
+        else:
+            hist, ratings, source = np.zeros(0, np.int64), np.zeros(0, np.float32), "none"
+        w = dict(art.config.weights)
+        if weights:
+            w.update(weights)
+        if not any(v > 0 for v in w.values()):
+            raise RequestError(422, "weights", "at least one channel needs a weight > 0")
+        allowed = self._allowed(hist, exclude_seen, exclude, genres, year_min, year_max)
+        cands = retrieve(art, Query(hist, allowed, user), w, max(art.config.candidates, n))
+        score, ranker = cands.fused.astype(np.float64), "fused"
+        items = cands.items
+        if art.ranker is not None and user is not None and art.ranker.applies(user) and len(items):
+            ctr = art.ranker.score(user, hist, ratings, items)
+            order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
+            items, score = items[order], ctr[order]
+            cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
+            ranker = art.ranker.model.name
+        else:
+            cands_terms, origin = cands.terms, cands.origin
+        div = art.config.diversity if diversity is None else diversity
+        pool = min(len(items), max(3 * n, 50)) if div > 0 else min(len(items), n)
+        rel = score[:pool].copy()
+        if not np.isfinite(rel).all():       # items the CTR model does not know: least relevant
+            ok = np.isfinite(rel)
+            rel[~ok] = rel[ok].min() - 1.0 if ok.any() else 0.0
+        picks = mmr(items[:pool], rel, art.vectors, n, div)
+        cold = user is None and not len(hist)
+        results = [self._result(int(items[p]), float(score[p]), origin[p], cands_terms[p], hist,
+                                rank + 1) for rank, p in enumerate(picks)]
+        return {"user_id": user_id, "known_user": user is not None,
+                "cold_start": "popularity" if cold else ("history" if user is None else None),
+                "history_source": source, "history_length": int(len(hist)),
+                "ranker": ranker, "diversity": div, "weights": w,
+                "explanations": "knowledge" if art.knowledge else "metadata",
+                "items": results}
+
+    def _result(self, i: int, score: float, origin: str, terms: np.ndarray,
+                hist: np.ndarray, rank: int) -> dict[str, Any]:
+        channels = {c: round(float(t), 6) for c, t in zip(CHANNELS, terms) if t > 0}
+        text, source = self._explain(i, origin, hist)
+        return {"rank": rank, **self._item_card(i),
+                "score": round(score, 6) if np.isfinite(score) else None,
+                "channel": origin, "channels": channels,
+                "explanation": text, "explanation_source": source}
+
+    def _explain(self, i: int, origin: str, hist: np.ndarray) -> tuple[str, str]:
+        art = self.art
+        if origin == "ann" and len(hist):
+            recent = hist[-art.config.ann_history:]
+            j = int(recent[np.argmax(art.vectors[recent] @ art.vectors[i])])
+            reason = REASONS["ann"].format(similar=art.titles[j])
+        elif origin == "sequential" and len(hist):
+            reason = REASONS["sequential"].format(last=art.titles[int(hist[-1])])
+        else:
+            reason = REASONS["popularity"].format(count=int(art.popularity[i]))
+        knowledge = art.knowledge.get(str(self.item_ids[i]))
+        if knowledge:
+            detail = "; ".join(line.strip() for line in knowledge.splitlines() if line.strip())
+            source = "knowledge"
+        else:
+            parts = [", ".join(art.genres[i])] if art.genres[i] else []
+            if art.years[i]:
+                parts.append(str(art.years[i]))
+            detail = " · ".join(parts)
+            source = "metadata"
+        text = reason[0].upper() + reason[1:] + (f". {detail}" if detail else ".")
+        limit = art.config.explanation_chars
+        return (text if len(text) <= limit else text[:limit - 1].rstrip() + "…"), source
