@@ -12,11 +12,11 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, encode, serve
+from . import bench, encode, serve, tokenize
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "recommend": recommend,
             "demo": demo, "knowledge": knowledge,
-            "encode": encode,
+            "encode": encode, "tokenize": tokenize,
             "bench": bench, "serve": serve}
 
 
