@@ -235,3 +235,15 @@ def test_real_uvicorn_server_on_loopback(live_server):
         r = http.post("/recommend", json={"user_id": "7", "n": -1})
         assert r.status_code == 422
         assert "text/html" in http.get("/").headers["content-type"]
+
+
+def test_prestored_user_scores_equal_scoring_the_history_on_request(client, artifacts):
+    assert artifacts.user_scores is not None
+    history = artifacts.dataset.items.to_raw(artifacts.dataset.history("4")).tolist()
+    stored = recommend(client, user_id="4", n=20)
+    explicit = recommend(client, user_id="4", history=history, n=20)
+    assert stored["history_source"] == "stored" and explicit["history_source"] == "request"
+    assert [it["item_id"] for it in stored["items"]] == \
+        [it["item_id"] for it in explicit["items"]]
+    for a, b in zip(stored["items"], explicit["items"]):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)

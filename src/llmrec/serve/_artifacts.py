@@ -10,6 +10,8 @@
   through the content-addressed vector cache; ``"model"`` takes the sequential model's item
   table (collaborative vectors);
 - a FAISS index over those vectors (HNSW or exact inner product);
+- the sequential model's scores of every known user's stored history (``prestore_users``,
+  bounded by ``prestore_max_mb``), so that a known user costs no model forward pass;
 - stored item knowledge for explanations (``$LLMREC_HOME/knowledge/<dataset>.sqlite``, read,
   never created); with no records, explanations fall back to item metadata and say so;
 - an optional CTR ranker: ``RUN_DIR/ctr/`` holding a CTR model saved by
@@ -47,6 +49,7 @@ class Artifacts:
     index: Any                                  # a faiss index over ``vectors``
     knowledge: dict[str, str]                   # raw item id -> stored knowledge text
     ranker: Any = None                          # a ._rank.CTRRanker or None
+    user_scores: np.ndarray | None = None       # (n_users, n_items) float32, stored histories
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,6 +116,20 @@ def _model_vectors(run: LoadedRun) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(table[:run.dataset.n_items]), f"model:{run.model.name} items"
 
 
+def prestore_user_scores(run: LoadedRun, batch_size: int = 128) -> np.ndarray:
+    """(n_users, n_items) float32: the model's scores of every known user's stored history."""
+    import torch
+
+    ds = run.dataset
+    out = np.empty((ds.n_users, ds.n_items), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, ds.n_users, batch_size):
+            users = np.arange(start, min(start + batch_size, ds.n_users))
+            hists = [ds.interactions.sequence(int(u)) for u in users]
+            out[users] = run.model.score(hists, users).numpy()
+    return out
+
+
 def build_index(vectors: np.ndarray, cfg: ServeConfig):
     """A FAISS inner-product index over L2-normalised ``vectors`` (so scores are cosines)."""
     import faiss
@@ -155,8 +172,11 @@ def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Ar
     from ._rank import load_ranker
 
     ranker = load_ranker(Path(run_dir), run, cfg)
+    user_scores = None
+    if cfg.prestore_users and ds.n_users * ds.n_items * 4 <= cfg.prestore_max_mb * 2**20:
+        user_scores = prestore_user_scores(run)
     art = Artifacts(run, cfg, ds.item_titles(), years, genres, genre_items, popularity, vectors,
-                    source, build_index(vectors, cfg), knowledge, ranker)
+                    source, build_index(vectors, cfg), knowledge, ranker, user_scores)
     art.info = {"run_dir": str(Path(run_dir).expanduser()), "model": run.model.name,
                 "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
                 "item_vectors": source, "index": cfg.index,
@@ -165,6 +185,7 @@ def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Ar
                 "item metadata (the knowledge store holds no item records)",
                 "ranker": ranker.describe() if ranker is not None else
                 "fused retrieval score (no CTR model in the run)",
+                "prestored_users": user_scores is not None,
                 "weights": cfg.weights, "load_seconds": round(time.perf_counter() - t0, 2)}
     log.info("serving %s on %s: %d items, %s", run.model.name, ds.name, ds.n_items, source,
              extra={"event": "serve_load", **art.info})

@@ -4,7 +4,10 @@ Each channel returns up to ``k`` candidate items (dense indices) with its own sc
 from the items a request allows (not seen, not excluded, passing the filters):
 
 - ``sequential``: the run's model scores every item from the history (for SASRec: the causal
-  transformer's last state against the item table); exact top-k.
+  transformer's last state against the item table); exact top-k. For known users served from
+  their stored history the scores were computed once at load (``prestore_users``), as a
+  deployed system refreshes user states when histories change; explicit histories run the
+  model on the request.
 - ``ann``: FAISS search over L2-normalised item vectors with the recency-weighted mean of the
   last ``ann_history`` history items as the query (content similarity; cosine scores).
 - ``popularity``: training interaction counts, log-scaled; the cold-start channel.
@@ -34,6 +37,7 @@ class Query:
     history: np.ndarray          # (h,) item indices, oldest first
     allowed: np.ndarray          # (n_items,) bool: items that may be returned
     user: int | None = None      # dense user index when the user is known
+    stored: bool = False         # ``history`` is the user's stored history
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,12 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 def sequential(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
     if not len(q.history):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    users = None if q.user is None else np.array([q.user])
-    with torch.inference_mode():
-        scores = art.model.score([q.history], users)[0].numpy().copy()    # (n_items,)
+    if q.stored and q.user is not None and art.user_scores is not None:
+        scores = art.user_scores[q.user].astype(np.float32)              # prestored, a copy
+    else:
+        users = None if q.user is None else np.array([q.user])
+        with torch.inference_mode():
+            scores = art.model.score([q.history], users)[0].numpy().copy()  # (n_items,)
     scores[~q.allowed] = -np.inf
     top = _top(scores, k)
     return top, scores[top]
@@ -119,21 +126,22 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
 
 def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int) -> Candidates:
     """Run every channel with a positive weight and fuse (module docstring)."""
-    found: dict[int, np.ndarray] = {}           # item -> (C,) terms, NaN = not retrieved
+    parts: list[tuple[int, np.ndarray, np.ndarray]] = []
     for c, name in enumerate(CHANNELS):
         w = weights.get(name, 0.0)
-        if w <= 0:
-            continue
-        items, scores = CHANNEL_FUNCS[name](art, q, k)
-        if not len(items):
-            continue
-        for i, s in zip(items.tolist(), (w * _normalise(scores)).tolist()):
-            found.setdefault(i, np.full(len(CHANNELS), np.nan, np.float32))[c] = s
-    if not found:
+        if w > 0:
+            items, scores = CHANNEL_FUNCS[name](art, q, k)
+            if len(items):
+                parts.append((c, items, w * _normalise(scores)))
+    if not parts:
         return Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32),
                           np.zeros((0, len(CHANNELS)), np.float32), [])
-    items = np.fromiter(found, dtype=np.int64, count=len(found))
-    raw = np.stack(list(found.values()))                                  # (m, C)
+    items, where = np.unique(np.concatenate([p[1] for p in parts]), return_inverse=True)
+    raw = np.full((len(items), len(CHANNELS)), np.nan, np.float32)        # (m, C), NaN = missed
+    offset = 0
+    for c, its, terms in parts:
+        raw[where[offset:offset + len(its)], c] = terms
+        offset += len(its)
     origin_idx = np.where(np.isnan(raw), -1.0, raw).argmax(1)
     terms = np.nan_to_num(raw, nan=0.0)
     fused = terms.sum(1)

@@ -34,6 +34,8 @@ class ServeConfig:
     index: Literal["hnsw", "flat"] = "hnsw"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    prestore_users: bool = True      # score known users' stored histories once, at load
+    prestore_max_mb: int = 1024      # ... unless users x items x 4 bytes is larger
     ann_history: int = 20            # most recent history items that form the ANN query
     ranker: Literal["auto", "fused", "ctr"] = "auto"
     diversity: float = 0.0
@@ -55,7 +57,8 @@ class ServeConfig:
         if not any(self.weights.values()):
             raise ConfigError("weights: at least one channel needs a weight > 0")
         for name in ("candidates", "hnsw_m", "hnsw_ef_search", "ann_history", "max_n",
-                     "max_history", "max_body_bytes", "explanation_chars"):
+                     "max_history", "max_body_bytes", "explanation_chars",
+                     "prestore_max_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0.0 <= self.diversity <= 1.0:

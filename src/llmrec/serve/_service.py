@@ -142,7 +142,7 @@ class Service:
         if not any(v > 0 for v in w.values()):
             raise RequestError(422, "weights", "at least one channel needs a weight > 0")
         allowed = self._allowed(hist, exclude_seen, exclude, genres, year_min, year_max)
-        cands = retrieve(art, Query(hist, allowed, user), w, max(art.config.candidates, n))
+        cands = retrieve(art, Query(hist, allowed, user, source == "stored"), w, max(art.config.candidates, n))
         score, ranker = cands.fused.astype(np.float64), "fused"
         items = cands.items
         if art.ranker is not None and user is not None and art.ranker.applies(user) and len(items):

@@ -1,0 +1,157 @@
+"""Load test of ``llmrec serve``: throughput and latency of POST /recommend on 127.0.0.1.
+
+Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port, waits for /healthz,
+then for each concurrency (default 1, 8, 32) runs a bounded closed-loop load with an async
+httpx client for ``--seconds`` (after a short warm-up): each of the C workers sends its next
+request as soon as its previous one answered. Requests draw random known users (the stored
+history goes through the sequential model and the ANN channel on every request) or, with
+``--mode history``, an explicit 20-item history. Prints a table: requests/s, p50/p95/p99 in
+ms, errors, CPU time per request of the server and of the client (what the machine's load
+does not change much), and the server's resident memory (RSS) before and after each level.
+
+    .venv/bin/python benchmarks/serve_load.py RUN_DIR [--weights sequential=1,ann=0.5]
+
+The client runs on the same machine as the server (2 shared cores here): its CPU time is
+taken from the server's, so these are lower bounds for the server alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def level(url: str, bodies: list[dict], concurrency: int, seconds: float,
+                warmup: float) -> dict:
+    latencies: list[float] = []
+    errors = warm = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as http:
+        async def worker(stop: float, record: bool) -> None:
+            nonlocal errors, warm
+            rng = random.Random()
+            while time.perf_counter() < stop:
+                body = bodies[rng.randrange(len(bodies))]
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post("/recommend", json=body)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if record:
+                    latencies.append(time.perf_counter() - t0)
+                    errors += not ok
+                else:
+                    warm += 1
+
+        await asyncio.gather(*(worker(time.perf_counter() + warmup, False)
+                               for _ in range(concurrency)))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat = np.asarray(latencies) * 1000
+    return {"requests": len(lat), "rps": len(lat) / wall, "p50": np.percentile(lat, 50),
+            "p95": np.percentile(lat, 95), "p99": np.percentile(lat, 99), "errors": errors,
+            "warmup_requests": warm}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--mode", choices=("user", "history"), default="user")
+    ap.add_argument("--weights", default="sequential=1,ann=0.5,popularity=0.1")
+    ap.add_argument("--encoder", default="minilm")
+    args = ap.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "llmrec", "-q", "serve", args.run_dir, "--port", str(port),
+           "--weights", args.weights, "--encoder", args.encoder]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None:
+                print(f"server exited with status {server.returncode}", file=sys.stderr)
+                return 1
+            try:
+                info = httpx.get(url + "/healthz", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("server did not start in 300 s") from None
+                time.sleep(0.5)
+        users = httpx.get(url + "/users", params={"limit": 1000}).json()["users"]
+        rng = random.Random(0)
+        if args.mode == "user":
+            bodies = [{"user_id": u["user_id"], "n": args.n} for u in users]
+        else:
+            items = [str(i) for i in range(1, 1000)]
+            bodies = [{"history": rng.sample(items, 20), "n": args.n} for _ in range(500)]
+        load = os.getloadavg()
+        print(f"# {info['model']} on {info['dataset']}: {info['items']} items, ANN over "
+              f"{info['item_vectors']} ({info['index']}), ranker: {info['ranker']}")
+        print(f"# weights {info['weights']}; mode {args.mode}; n={args.n}; "
+              f"{args.seconds:g} s per level; load average before: "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+        rows = []
+        for c in (int(x) for x in args.concurrency.split(",")):
+            before = rss_mb(server.pid)
+            cpu0, own0 = cpu_seconds(server.pid), time.process_time()
+            r = asyncio.run(level(url, bodies, c, args.seconds, args.warmup))
+            total = r["requests"] + r["warmup_requests"]
+            r["server_cpu_ms"] = 1000 * (cpu_seconds(server.pid) - cpu0) / max(total, 1)
+            r["client_cpu_ms"] = 1000 * (time.process_time() - own0) / max(total, 1)
+            rows.append((c, r, before, rss_mb(server.pid)))
+        head = ("conc", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+                "server CPU ms/req", "client CPU ms/req", "RSS before MB", "RSS after MB")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---:" for _ in head) + "|")
+        for c, r, before, after in rows:
+            print(f"| {c} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} "
+                  f"| {r['p99']:.2f} | {r['errors']} | {r['server_cpu_ms']:.2f} | "
+                  f"{r['client_cpu_ms']:.2f} | {before:.0f} | {after:.0f} |")
+        load = os.getloadavg()
+        print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        return 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
