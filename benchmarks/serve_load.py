@@ -5,7 +5,8 @@ then for each concurrency (default 1, 8, 32) runs a bounded closed-loop load wit
 httpx client for ``--seconds`` (after a short warm-up): each of the C workers sends its next
 request as soon as its previous one answered. Requests draw random known users (the stored
 history goes through the sequential model and the ANN channel on every request) or, with
-``--mode history``, an explicit 20-item history. Prints a table: requests/s, p50/p95/p99 in
+``--mode history``, an explicit 20-item history of an anonymous user (the model's forward
+pass then runs on the request). Prints a table: requests/s, p50/p95/p99 in
 ms, errors, CPU time per request of the server and of the client (what the machine's load
 does not change much), and the server's resident memory (RSS) before and after each level.
 
@@ -120,8 +121,12 @@ def main() -> int:
         if args.mode == "user":
             bodies = [{"user_id": u["user_id"], "n": args.n} for u in users]
         else:
-            items = [str(i) for i in range(1, 1000)]
-            bodies = [{"history": rng.sample(items, 20), "n": args.n} for _ in range(500)]
+            # explicit 20-item histories (other users' latest items): the model runs per request
+            bodies = []
+            for u in rng.sample(users, min(200, len(users))):
+                h = httpx.get(f"{url}/users/{u['user_id']}", params={"limit": 20}).json()
+                bodies.append({"user_id": f"anon-{u['user_id']}", "n": args.n,
+                               "history": [it["item_id"] for it in h["history"][::-1]]})
         load = os.getloadavg()
         print(f"# {info['model']} on {info['dataset']}: {info['items']} items, ANN over "
               f"{info['item_vectors']} ({info['index']}), ranker: {info['ranker']}")
