@@ -149,11 +149,7 @@ class CTRModel(ABC):
             result = Trainer(run_dir, progress=progress).fit(self, valid)
         finally:
             del self._train
-        self.fit_info = {"best_epoch": result.best_epoch, "best_valid_auc": result.best_score,
-                         "epochs_run": result.epochs_run,
-                         "train_seconds": round(result.train_seconds, 2),
-                         "seconds_to_best": round(result.seconds_to_best, 2),
-                         "resumed_from": result.resumed_from, "training_samples": len(train)}
+        self.fit_info = {**result.summary("auc"), "training_samples": len(train)}
         return self
 
     def training_batches(self, epoch: int, rng: np.random.Generator):

@@ -121,12 +121,7 @@ class SequentialRecommender(Recommender):
         if not self._windows:
             raise ValueError("no user has 2 or more training interactions")
         result = Trainer(run_dir, progress=progress, mask=valid_mask).fit(self, valid)
-        self.fit_info = {"best_epoch": result.best_epoch, "best_valid_ndcg@10": result.best_score,
-                         "epochs_run": result.epochs_run,
-                         "train_seconds": round(result.train_seconds, 2),
-                         "seconds_to_best": round(result.seconds_to_best, 2),
-                         "resumed_from": result.resumed_from,
-                         "training_sequences": len(self._windows)}
+        self.fit_info = {**result.summary(), "training_sequences": len(self._windows)}
         del self._windows
 
     def training_batches(self, epoch: int, rng: np.random.Generator):

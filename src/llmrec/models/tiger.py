@@ -295,11 +295,7 @@ class TIGER(Recommender):
         if not self._targets:
             raise ConfigError("no user has 2 or more training interactions")
         result = Trainer(run_dir, progress=progress, mask=valid_mask).fit(self, valid)
-        self.fit_info = {"best_epoch": result.best_epoch, "best_valid_ndcg@10": result.best_score,
-                         "epochs_run": result.epochs_run,
-                         "train_seconds": round(result.train_seconds, 2),
-                         "seconds_to_best": round(result.seconds_to_best, 2),
-                         "resumed_from": result.resumed_from, "ids": ids.method,
+        self.fit_info = {**result.summary(), "ids": ids.method,
                          "ids_key": ids.key, "levels": len(ids.codebook_sizes),
                          "collision_rate": ids.diagnostics.get("collision_rate")}
         del self._seqs, self._targets

@@ -60,6 +60,13 @@ class TrainResult:
     resumed_from: int | None
     history: list[dict] = field(default_factory=list)
 
+    def summary(self, metric: str = "ndcg@10") -> dict:
+        """What a model keeps as ``fit_info`` (and a run folder's metrics.json reports)."""
+        return {"best_epoch": self.best_epoch, f"best_valid_{metric}": self.best_score,
+                "epochs_run": self.epochs_run, "train_seconds": round(self.train_seconds, 2),
+                "seconds_to_best": round(self.seconds_to_best, 2),
+                "resumed_from": self.resumed_from}
+
 
 class Trainer:
     """Runs the training loop of one model; see the module docstring."""
