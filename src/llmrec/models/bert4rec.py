@@ -39,6 +39,10 @@ class BERT4RecConfig(SequentialConfig):
     dropout: float = 0.2
     mask_prob: float = 0.2
     last_mask_share: float = 0.2
+    # Masked-item training learns from ~1 in 5 positions and improves in long plateaus:
+    # on ML-100K the best validation epoch ranged from 64 to 131 over seeds.
+    epochs: int = 300
+    patience: int = 40
 
     def __post_init__(self) -> None:
         super().__post_init__()
