@@ -19,7 +19,7 @@ from .._table import format_table
 
 DEMO_MODELS = ("pop", "gru4rec", "sasrec", "bert4rec")
 # The demo's training budget keeps `make demo` under 10 minutes on 2 cores; the README's table
-# uses the full budget (benchmarks/configs/ml-100k/*.toml: 200 epochs, patience 20).
+# trains to convergence (benchmarks/configs/ml-100k/*.toml).
 # BERT4Rec gets no early stopping here: its validation score rises in plateaus, and patience 5
 # stopped it at epoch 15, below popularity (measured 2026-11-23).
 DEMO_BUDGET = {"gru4rec": ["model.epochs=30", "model.patience=5"],
