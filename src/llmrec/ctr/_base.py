@@ -16,7 +16,6 @@ inference by per-item and per-user tables of augmented vectors.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import nn
 
-from .._io import atomic_write_bytes, write_json
+from .._saved import read_model_folder, write_model_folder
 from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
 from ..train import TrainConfig, Trainer
@@ -205,35 +203,24 @@ class CTRModel(ABC):
     def save(self, folder: str | Path) -> Path:
         if self.module is None or self.schema is None:
             raise RuntimeError(f"{self.name} is not fitted")
-        folder = Path(folder)
         tensors = {f"module.{k}": v.detach().contiguous().clone()
                    for k, v in self.module.state_dict().items()}
         for kind, table in (self.prestored or {}).items():
             tensors[f"prestored.{kind}"] = table.contiguous()
-        atomic_write_bytes(folder / "model.safetensors", save(tensors))
-        write_json(folder / "model.json", {"name": self.name, "config": to_dict(self.config),
-                                           "schema": self.schema.to_dict(),
-                                           "fit_info": self.fit_info})
-        return folder
+        return write_model_folder(folder, tensors, {
+            "name": self.name, "config": to_dict(self.config), "schema": self.schema.to_dict(),
+            "fit_info": self.fit_info})
 
 
 def load_ctr_model(folder: str | Path) -> CTRModel:
     """Load a model saved by :meth:`CTRModel.save`."""
     from . import CTR_MODELS
 
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "model.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder}: no saved CTR model (model.json missing)") from None
-    cls = CTR_MODELS.get(meta["name"])
-    if cls is None:
-        raise ConfigError(f"{folder}: unknown CTR model {meta['name']!r}")
+    cls, meta, tensors = read_model_folder(folder, CTR_MODELS, what="CTR model")
     model = cls(meta["config"])
     model.schema = CTRSchema(**meta["schema"])
     model.fit_info = meta.get("fit_info", {})
     model.module = model._build(model.schema)
-    tensors = load_file(str(folder / "model.safetensors"))
     model.module.load_state_dict({k[len("module."):]: v for k, v in tensors.items()
                                   if k.startswith("module.")})
     model.module.eval()

@@ -17,7 +17,6 @@ the data layer's :class:`~llmrec.data.Vocabulary`. The contract:
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +25,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
-from .._io import atomic_write_bytes, write_json
+from .._saved import read_model_folder, write_model_folder
 from ..config import from_dict, to_dict
 from ..data import EvalCases, Interactions
 from ..errors import ConfigError
@@ -131,29 +129,19 @@ class Recommender(ABC):
         self.n_items = len(self.popularity)
 
     def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_tensors().items()}
-        atomic_write_bytes(folder / "model.safetensors", save(tensors))
-        write_json(folder / "model.json", {"name": self.name, "config": to_dict(self.config),
-                                           "n_items": self.n_items, "fit_info": self.fit_info})
-        return folder
+        return write_model_folder(folder, tensors, {
+            "name": self.name, "config": to_dict(self.config), "n_items": self.n_items,
+            "fit_info": self.fit_info})
 
 
 def load_model(folder: str | Path) -> Recommender:
     """Load a model saved by :meth:`Recommender.save`."""
     from . import MODELS
 
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "model.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder}: no saved model (model.json missing)") from None
-    cls = MODELS.get(meta["name"])
-    if cls is None:
-        raise ConfigError(f"{folder}: unknown model {meta['name']!r}")
+    cls, meta, tensors = read_model_folder(folder, MODELS)
     model = cls(meta["config"])
     model.n_items = meta["n_items"]
     model.fit_info = meta.get("fit_info", {})
-    model.load_state_tensors(load_file(str(folder / "model.safetensors")))
+    model.load_state_tensors(tensors)
     return model
