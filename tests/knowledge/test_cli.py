@@ -115,3 +115,43 @@ def test_cli_errors_are_one_line_with_status_2(resumed_store, tmp_path, capsys) 
     assert code == 2
     assert "cannot reach http://127.0.0.1:9/v1: connection refused" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_ctr_profile_knowledge_feeds_the_ctr_task(ml100k, tiny_templates, llmrec_home) -> None:
+    """`--history ctr-profile` writes its own store, whose user prompts show profile events
+    only, and the CTR knowledge tables read exactly that store."""
+    from llmrec.ctr._data import build_ctr_data
+    from llmrec.ctr._knowledge import knowledge_tables
+    from llmrec.data import Preprocessing, load_dataset
+    from llmrec.encode import HashingEncoder
+    from llmrec.knowledge import KnowledgeStore
+
+    ds = load_dataset("ml-100k", preprocessing=Preprocessing())
+    data = build_ctr_data(ds)
+    with pytest.raises(Exception, match="--history ctr-profile"):
+        knowledge_tables(ds, data, "knowledge", HashingEncoder(dim=16), progress=False)
+    bad = llmrec("knowledge", "generate", "--history", "ctr-profile", "--set", "data.user_core=2")
+    assert bad.returncode == 2 and "do not apply" in bad.stderr
+    done = llmrec("-q", "knowledge", "generate", "--dataset", "ml-100k", "--history",
+                  "ctr-profile", "--limit", "3", "--factors", "genre,mood", "--templates",
+                  str(tiny_templates), "--threads", "1", "--slots", "2")
+    assert done.returncode == 0, done.stderr
+    store_path = llmrec_home / "knowledge" / "ml-100k-ctr-profile30.sqlite"
+    assert str(store_path) in done.stdout
+    profile = data.profile
+    titles = ds.item_features["title"].to_list()
+    ambiguous = {i for i, t in enumerate(titles) if any(j != i and t in o
+                                                         for j, o in enumerate(titles))}
+    with KnowledgeStore(store_path) as store:
+        users = store.export("individual")
+        assert len(users) == 3
+        for raw in users:
+            u = ds.users.index(raw)
+            allowed = set(profile.item[profile.user == u].tolist())
+            prompt = "\n".join(m["content"] for m in store.get_user(raw, "individual").prompt)
+            shown = {i for i, t in enumerate(titles) if f"{t} (" in prompt} - ambiguous
+            assert shown and shown <= allowed, (raw, shown - allowed)
+    tables = knowledge_tables(ds, data, "knowledge", HashingEncoder(dim=16), progress=False)
+    assert tables.costs["item_coverage"] == round(3 / ds.n_items, 4)
+    assert tables.costs["user_coverage"] == round(3 / ds.n_users, 4)
+    assert tables.costs["llm_calls"] >= 6                 # 3 items + 3 users (factors given)

@@ -47,12 +47,13 @@ def user_prompts(ds, split, n_clusters: int, partition_size: int):
     return out
 
 
-def assert_no_held_out_titles(ds, split, prompts) -> int:
-    """Check every prompt; returns how many (title, prompt) checks were ambiguous (skipped)."""
+def assert_no_held_out_titles(ds, split, prompts, hidden: list[set[int]] | None = None) -> int:
+    """Check every prompt; returns how many (title, prompt) checks were ambiguous (skipped).
+    ``hidden``: the items no prompt about user u may name (default: held out by ``split``)."""
     titles = ds.item_features["title"].to_list()
     years = ds.item_features["year"].to_list()
     shown = [f"{t} ({y})" if y else t for t, y in zip(titles, years)]
-    hidden = held_out(split)
+    hidden = held_out(split) if hidden is None else hidden
     ambiguous = {i for i, t in enumerate(shown)
                  if any(j != i and t in s for j, s in enumerate(shown))}
     skipped = 0
@@ -76,6 +77,28 @@ def test_no_prompt_names_a_held_out_item_on_ml100k(ml100k_split) -> None:
     hidden = held_out(split)
     checked = sum(len(hidden[u]) for _, us in prompts for u in us)
     assert skipped < 0.02 * checked                       # title-in-title cases are rare
+
+
+@pytest.mark.slow
+def test_ctr_profile_prompts_never_name_a_ctr_sample(ml100k) -> None:
+    """Knowledge for the CTR task (``--history ctr-profile``): no prompt about a user names an
+    item that is one of that user's CTR samples (train, valid or test) -- the samples taken
+    from the CTR data itself, not from the split under test."""
+    from llmrec.ctr._data import build_ctr_data, profile_split
+    from llmrec.data import Preprocessing, load_dataset
+
+    ds = load_dataset("ml-100k", preprocessing=Preprocessing())
+    data = build_ctr_data(ds)
+    samples: list[set[int]] = [set() for _ in range(ds.n_users)]
+    for u, i in zip(data.user.tolist(), data.item.tolist()):
+        samples[u].add(i)
+    split = profile_split(ds)
+    assert int((split.part == 0).sum()) == data.meta["profile_events"]
+    prompts = user_prompts(ds, split, n_clusters=32, partition_size=20)
+    assert len(prompts) > ds.n_users + 32
+    skipped = assert_no_held_out_titles(ds, split, prompts, hidden=samples)
+    checked = sum(len(samples[u]) for _, us in prompts for u in us)
+    assert checked > 50_000 and skipped < 0.02 * checked
 
 
 def test_a_prompt_naming_a_held_out_item_is_refused(ml100k_split) -> None:

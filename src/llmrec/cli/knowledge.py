@@ -34,6 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--config", help="TOML file whose [data] section sets preprocessing/split")
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="data.KEY=VALUE",
                    help="override a data option, e.g. --set data.item_core=0 (repeatable)")
+    g.add_argument("--history", choices=("train", "ctr-profile"), default="train",
+                   help="what user prompts may see: train = the training part of the [data] "
+                   "split (sequential models, serving); ctr-profile = the CTR task's profile "
+                   "events only, no sample (for `llmrec bench knowledge --knowledge-source "
+                   "knowledge`; its own store DATASET-ctr-profileN.sqlite)")
+    g.add_argument("--profile-events", type=int, default=30,
+                   help="ctr-profile: at most this many first events per user (as the CTR data)")
     g.add_argument("--mode", choices=MODES, default="individual")
     g.add_argument("--backend", choices=("local", "openai"), default="local")
     g.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
@@ -78,6 +85,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _data(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..runs import DataConfig, prepare, set_option
 
+    if args.history == "ctr-profile":
+        return _ctr_profile_data(args)
     raw: dict[str, Any] = read_toml(args.config) if args.config else {}
     raw.setdefault("data", {})["dataset"] = args.dataset
     for assignment in args.sets:
@@ -86,6 +95,21 @@ def _data(args: argparse.Namespace) -> tuple[Any, Any]:
         raise LlmrecError(f"only [data] options apply here, not {sorted(set(raw) - {'data'})}")
     # the same data and split a run with this [data] section trains on (prepare reads .data)
     return prepare(SimpleNamespace(data=from_dict(DataConfig, raw["data"], "data")))
+
+
+def _ctr_profile_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The CTR task's data (no k-core) with its profile events as the training part."""
+    from ..ctr._data import CTRDataConfig, ctr_store_name, profile_split
+    from ..data import Preprocessing, load_dataset
+
+    if args.config or args.sets:
+        raise LlmrecError("--history ctr-profile uses the CTR task's data; --config/--set "
+                          "do not apply (use --profile-events)")
+    cfg = CTRDataConfig(dataset=args.dataset, profile_events=args.profile_events)
+    ds = load_dataset(args.dataset, preprocessing=Preprocessing())
+    if args.store is None:
+        args.store = str(default_store_path(ctr_store_name(ds.name, cfg)))
+    return ds, profile_split(ds, cfg)
 
 
 def _backend(args: argparse.Namespace, slots: int) -> Any:

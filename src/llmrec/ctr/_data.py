@@ -40,7 +40,7 @@ import polars as pl
 import torch
 
 from ..config import require_fraction, require_positive
-from ..data import Dataset, Interactions
+from ..data import Dataset, Interactions, Split
 from ..errors import ConfigError, DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
@@ -261,6 +261,29 @@ def _split(user: np.ndarray, n_users: int, cfg: CTRDataConfig) -> np.ndarray:
     return part
 
 
+def profile_events(inter: Interactions, limit: int) -> np.ndarray:
+    """Bool per event: in its user's *profile* -- the first ``min((n + 1) // 2, limit)`` of
+    the user's ``n`` time-ordered events (see the module docstring)."""
+    profile_len = np.minimum((inter.lengths() + 1) // 2, limit)
+    return inter.positions() < profile_len[inter.user]
+
+
+def profile_split(ds: Dataset, cfg: CTRDataConfig | None = None) -> Split:
+    """The profile events as the training part, every CTR sample held out (test): the split
+    that LLM user knowledge for the CTR task is generated from, so that no prompt can show a
+    sample's rating (``llmrec knowledge generate --history ctr-profile``)."""
+    cfg = cfg or CTRDataConfig()
+    part = np.where(profile_events(ds.interactions, cfg.profile_events), TRAIN, TEST)
+    return Split(ds.interactions, part, "ctr-profile", {"profile_events": cfg.profile_events})
+
+
+def ctr_store_name(dataset: str, cfg: CTRDataConfig | None = None) -> str:
+    """Name of the knowledge store built from :func:`profile_split` (one per profile size, so
+    knowledge from another cut -- which could show CTR labels -- is never picked up)."""
+    cfg = cfg or CTRDataConfig()
+    return f"{dataset}-ctr-profile{cfg.profile_events}"
+
+
 def build_ctr_data(ds: Dataset, cfg: CTRDataConfig | None = None) -> CTRData:
     """CTR samples, features and split of ``ds`` (see the module docstring)."""
     cfg = cfg or CTRDataConfig()
@@ -268,9 +291,7 @@ def build_ctr_data(ds: Dataset, cfg: CTRDataConfig | None = None) -> CTRData:
     if np.isnan(inter.rating).all():
         raise DataError(f"{ds.name} has no ratings; CTR labels need them (rating >= "
                         f"{cfg.click_threshold} is a click)")
-    lengths = inter.lengths()
-    profile_len = np.minimum((lengths + 1) // 2, cfg.profile_events)
-    is_sample = inter.positions() >= profile_len[inter.user]
+    is_sample = ~profile_events(inter, cfg.profile_events)
     idx, valid = history_index(inter.user, inter.timestamp, inter.indptr, cfg.history_len)
     idx, valid = idx[is_sample], valid[is_sample]
     stars = np.clip(np.nan_to_num(inter.rating, nan=0).round(), 0, 5).astype(np.int64)

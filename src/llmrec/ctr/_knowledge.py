@@ -7,11 +7,12 @@ Sources:
   text a KAR prompt would show the LLM -- profile plus the rated titles of the user's *profile*
   events (see :mod:`llmrec.ctr._data`) -- encoded directly, with no LLM in between. No sample's
   label is in any text.
-- ``"knowledge"`` -- texts exported by the LLM knowledge store (:mod:`llmrec.knowledge`,
-  ``$LLMREC_HOME/knowledge/<dataset>.sqlite``; user knowledge of ``user_mode``) with their
-  generation costs. For an honest CTR number the store must have built user knowledge from
-  events that precede every evaluated sample (the profile events); this module cannot check
-  that, and a store generated from another split's training part can leak CTR labels.
+- ``"knowledge"`` -- texts exported by the LLM knowledge store built for this task,
+  ``$LLMREC_HOME/knowledge/<dataset>-ctr-profile<N>.sqlite`` (``llmrec knowledge generate
+  --history ctr-profile``: user prompts see the profile events only, checked when each prompt
+  is built), user knowledge of ``user_mode``, with the generation costs. The general store
+  ``<dataset>.sqlite`` is never read here: its user prompts saw the sequential split's
+  training part, which holds most CTR samples and their ratings.
 
 Items or users without a text get a zero vector; ``coverage`` reports how many had one.
 """
@@ -27,9 +28,9 @@ import numpy as np
 
 from ..data import Dataset
 from ..encode import (Encoder, encode_texts, item_metadata_texts, knowledge_costs,
-                      knowledge_texts, user_history_texts)
+                      knowledge_store_exists, knowledge_texts, user_history_texts)
 from ..errors import ConfigError
-from ._data import CTRData
+from ._data import CTRData, CTRDataConfig, ctr_store_name
 
 log = logging.getLogger(__name__)
 SOURCES = ("metadata", "knowledge")
@@ -49,6 +50,11 @@ class KnowledgeTables:
         return data.with_knowledge(self.item, self.user)
 
 
+def _data_config(data: CTRData) -> CTRDataConfig:
+    raw = data.meta.get("config", {})
+    return CTRDataConfig(**{k: v for k, v in raw.items() if k in CTRDataConfig.__dataclass_fields__})
+
+
 def knowledge_tables(ds: Dataset, data: CTRData, source: str = "metadata",
                      encoder: Encoder | None = None, *, user_mode: str = "individual",
                      progress: bool = True) -> KnowledgeTables:
@@ -64,9 +70,16 @@ def knowledge_tables(ds: Dataset, data: CTRData, source: str = "metadata",
         max_items = int(data.meta.get("config", {}).get("profile_events", 30)) or 30
         user_keys, user_texts = user_history_texts(ds, data.profile, max_items=max_items)
     else:
-        item_keys, item_texts = knowledge_texts(ds.name, "item")
-        user_keys, user_texts = knowledge_texts(ds.name, "user", user_mode)
-        costs.update(knowledge_costs(ds.name))
+        dcfg = _data_config(data)
+        store = ctr_store_name(ds.name, dcfg)
+        if not knowledge_store_exists(store):
+            raise ConfigError(
+                f"no LLM knowledge for the {ds.name} CTR task (store {store!r}); generate it "
+                f"with `llmrec knowledge generate --dataset {ds.name} --history ctr-profile "
+                f"--profile-events {dcfg.profile_events}`, or use --knowledge-source metadata")
+        item_keys, item_texts = knowledge_texts(store, "item")
+        user_keys, user_texts = knowledge_texts(store, "user", user_mode)
+        costs.update(knowledge_costs(store))
     items = encode_texts(item_keys, item_texts, encoder, progress=progress)
     users = encode_texts(user_keys, user_texts, encoder, progress=progress)
     item_table, item_found = items.align(ds.items.ids)

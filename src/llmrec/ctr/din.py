@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ._base import CTRConfig, CTRModel, CTRModule
 from ._data import CTRSchema

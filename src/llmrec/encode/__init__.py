@@ -6,12 +6,13 @@ from ._cache import VectorCache
 from ._encode import Vectors, default_encoder, encode_texts
 from ._hashing import HashingEncoder
 from .sentence import EncoderUnavailable, SentenceTransformerEncoder
-from .texts import (item_metadata_texts, knowledge_costs, knowledge_texts,
+from .texts import (item_metadata_texts, knowledge_costs, knowledge_store_exists, knowledge_texts,
                     user_history_texts)
 
 ENCODERS = {"minilm": SentenceTransformerEncoder, "hashing": HashingEncoder}
 
 __all__ = ["ENCODERS", "Encoder", "EncoderUnavailable", "HashingEncoder",
            "SentenceTransformerEncoder", "Vectors", "VectorCache", "default_encoder",
-           "encode_texts", "item_metadata_texts", "knowledge_costs", "knowledge_texts",
+           "encode_texts", "item_metadata_texts", "knowledge_costs", "knowledge_store_exists",
+           "knowledge_texts",
            "normalize", "user_history_texts"]

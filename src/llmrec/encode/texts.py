@@ -78,6 +78,15 @@ def user_history_texts(ds: Dataset, events: Interactions,
     return ds.users.ids.tolist(), texts
 
 
+def knowledge_store_exists(name: str) -> bool:
+    """Whether ``$LLMREC_HOME/knowledge/<name>.sqlite`` exists (``name``: a data set or store)."""
+    try:
+        knowledge = importlib.import_module("llmrec.knowledge")
+    except ImportError:
+        return False
+    return knowledge.default_store_path(name).exists()
+
+
 def _open_store(dataset: str):
     try:
         knowledge = importlib.import_module("llmrec.knowledge")
