@@ -89,3 +89,73 @@ def test_serve_command_answers_with_api_key(serve_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _children(pid: int) -> set[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    return {int(x) for x in open(path).read().split()} if os.path.exists(path) else set()
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_workers_share_the_port_replace_a_dead_worker_and_sum_metrics(serve_run):
+    """`--workers 2`: two forked servers answer on one port; SIGKILL of one is repaired by the
+    parent; /metrics counts every worker's requests; SIGTERM stops everything with status 0."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llmrec", "-q", "serve", str(serve_run), "--port", str(port),
+         "--encoder", "hashing", "--workers", "2"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while len(_children(server.pid)) < 2 or not _answers(url):
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.2)
+        first = _children(server.pid)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, 9)
+        while True:
+            now = _children(server.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            assert time.monotonic() < deadline, f"dead worker not replaced: {now}"
+            time.sleep(0.1)
+        answered: dict[int, int] = {}
+        sent = 0
+        while sent < 20 or len(answered) < 2:   # a new connection each time: either worker
+            assert sent < 500, f"only workers {answered} answered"
+            with httpx.Client(base_url=url) as http:
+                r = http.post("/recommend", json={"user_id": "1", "n": 3})
+                assert r.status_code == 200 and len(r.json()["items"]) == 3
+                pid = http.get("/healthz").json()["pid"]      # same connection, same worker
+            answered[pid] = answered.get(pid, 0) + 1
+            sent += 1
+        assert set(answered) == now
+        metrics = httpx.get(url + "/metrics").text
+        assert _metric(metrics, "llmrec_http_requests_total", route="/recommend",
+                       status="200") == sent
+        assert _metric(metrics, "llmrec_recommended_items_total") == 3 * sent
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "starting a new one" in err
+    assert not any(os.path.exists(f"/proc/{p}") and
+                   open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in now)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

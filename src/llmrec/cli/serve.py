@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
+import signal
 import socket
+import tempfile
+import time
 
 from ..errors import ConfigError, LlmrecError
 
@@ -30,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
     p.add_argument("--threads", type=int, default=1, help="torch/FAISS threads (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the port and the loaded artifacts (forked "
+                   "after loading; a worker that dies is replaced). Default 1; about one per "
+                   "core for throughput")
     p.set_defaults(func=cmd_serve)
 
 
@@ -66,6 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               "is not set or empty")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, not {args.threads}")
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers must be in 1..64, not {args.workers}")
     cfg = ServeConfig.load(args.config, item_vectors=args.item_vectors, encoder=args.encoder,
                            index=args.index, ranker=args.ranker, api_key=api_key,
                            weights=parse_weights(args.weights) if args.weights else None)
@@ -79,9 +89,80 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
-    artifacts = load_artifacts(args.run_dir, cfg)
-    app = create_app(artifacts)
-    log.info("llmrec serve: http://%s:%d/  (API docs at /docs, metrics at /metrics)",
-             args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            # before prometheus_client is first imported (by create_app): shared metric files
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="llmrec-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        artifacts = load_artifacts(args.run_dir, cfg)
+        app = create_app(artifacts)
+        log.info("llmrec serve: http://%s:%d/  (API docs at /docs, metrics at /metrics)%s",
+                 args.host, args.port,
+                 f", {args.workers} worker processes" if args.workers > 1 else "")
+        if args.workers == 1:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                        access_log=False)
+            return 0
+        return serve_forked(app, args.host, args.port, args.workers)
+
+
+def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int = 10) -> int:
+    """Pre-fork serving: bind once, fork ``workers`` uvicorn servers that share the socket and
+    the artifacts loaded before the fork (copy-on-write), replace a worker that dies, and stop
+    them all on SIGTERM/SIGINT. Returns 0 after a requested stop, 1 if workers kept dying."""
+    import uvicorn
+
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    children: dict[int, int] = {}
+    stopping = False
+    restarts: list[float] = []
+
+    def spawn(k: int) -> None:
+        pid = os.fork()
+        if pid == 0:                                   # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                config = uvicorn.Config(app, log_level="warning", access_log=False)
+                uvicorn.Server(config).run(sockets=[sock])
+                code = 0
+            finally:
+                os._exit(code)
+        children[pid] = k
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for k in range(workers):
+        spawn(k)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        k = children.pop(pid, None)
+        if k is None or stopping:
+            continue
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 60] + [now]
+        if len(restarts) > max_restarts:
+            log.error("workers died %d times in a minute; stopping", len(restarts))
+            status = 1
+            stop(signal.SIGTERM, None)
+            continue
+        log.warning("worker %d (pid %d) ended with %s; starting a new one", k, pid,
+                    f"signal {os.WTERMSIG(code)}" if os.WIFSIGNALED(code)
+                    else f"status {os.WEXITSTATUS(code)}")
+        spawn(k)
+    sock.close()
+    return status

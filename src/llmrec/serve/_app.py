@@ -10,6 +10,7 @@ the config) and its Prometheus registry. Errors are JSON and name the field at f
 """
 
 import logging
+import os
 import secrets
 import time
 from importlib import resources
@@ -83,7 +84,7 @@ def create_app(artifacts: Artifacts):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, Response
     from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                                   Histogram, generate_latest)
+                                   Histogram, generate_latest, multiprocess)
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
     cfg = artifacts.config
@@ -126,6 +127,9 @@ def create_app(artifacts: Artifacts):
                 raise ValueError("give user_id or history (or both)")
             return self
 
+    # `llmrec serve --workers N` sets PROMETHEUS_MULTIPROC_DIR before prometheus_client is
+    # imported: every worker then writes its metric values to files there
+    multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     registry = CollectorRegistry()
     requests = Counter("llmrec_http_requests", "HTTP requests", ["method", "route", "status"],
                        registry=registry)
@@ -135,9 +139,10 @@ def create_app(artifacts: Artifacts):
     channel_items = Counter("llmrec_recommended_items", "recommended items by channel of "
                             "origin", ["channel"], registry=registry)
     cold = Counter("llmrec_cold_start", "cold-start requests", ["kind"], registry=registry)
-    Gauge("llmrec_catalog_items", "items served", registry=registry).set(artifacts.n_items)
-    Gauge("llmrec_knowledge_items", "items with stored LLM knowledge",
-          registry=registry).set(len(artifacts.knowledge))
+    Gauge("llmrec_catalog_items", "items served", registry=registry,
+          multiprocess_mode="max").set(artifacts.n_items)
+    Gauge("llmrec_knowledge_items", "items with stored LLM knowledge", registry=registry,
+          multiprocess_mode="max").set(len(artifacts.knowledge))
 
     app = FastAPI(title="llmrec", version=_version(),
                   description="Multi-channel retrieval (sequential model + FAISS ANN + "
@@ -177,10 +182,14 @@ def create_app(artifacts: Artifacts):
     # pool per request costs more than it overlaps.
     @app.get("/healthz")
     async def healthz():
-        return _json(200, {"status": "ok", **artifacts.info})
+        return _json(200, {"status": "ok", "pid": os.getpid(), **artifacts.info})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if multiprocess_dir:             # several workers: sum what every worker recorded
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged, path=multiprocess_dir)
+            return Response(generate_latest(merged), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/recommend")
