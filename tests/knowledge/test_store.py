@@ -71,3 +71,20 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path) -> None:
     db.close()
     with pytest.raises(LlmrecError, match="schema 99"):
         KnowledgeStore(other)
+
+
+def test_stored_item_knowledge_merges_the_general_and_ctr_stores(llmrec_home) -> None:
+    from llmrec.knowledge import default_store_path, stored_item_knowledge
+
+    assert stored_item_knowledge("tiny") == {}
+    assert not default_store_path("tiny").exists()        # reading created nothing
+    default_store_path("tiny").parent.mkdir(parents=True, exist_ok=True)
+    for name, items in (("tiny-ctr-profile30", {"1": "ctr", "2": "ctr"}),
+                        ("tiny", {"2": "general", "3": "general"}),
+                        ("tinyother", {"4": "other data set"})):
+        with KnowledgeStore(default_store_path(name)) as store:
+            for item, word in items.items():
+                put(store, f"{name}-{item}", entity=f"item:{item}", parsed={"genre": word})
+                store.link([(f"item:{item}", f"{name}-{item}")], "item")
+    assert stored_item_knowledge("tiny") == {"1": "genre: ctr", "2": "genre: general",
+                                             "3": "genre: general"}

@@ -92,6 +92,18 @@ def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.
     return model.set_semantic_ids(ids)
 
 
+def _resolved(variant: str, cfg: RepresentationBenchConfig) -> dict[str, Any]:
+    """The variant's full model options, defaults included (a change of a model's defaults
+    must not reuse results stored under the old ones)."""
+    from ..config import to_dict
+    from ..models import SASRec, TIGER
+
+    if variant.startswith("sasrec"):
+        return to_dict(SASRec.config_class(**cfg.sasrec))
+    return {**to_dict(TIGER.config_class(**cfg.tiger)), "levels": cfg.id_levels,
+            "codebook": cfg.id_codebook_size, "rqvae_epochs": cfg.rqvae_epochs}
+
+
 def _latency_ms(model: Any, histories: list[np.ndarray]) -> float:
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -144,11 +156,7 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
     for variant in cfg.variants:
         for seed in cfg.seeds:
             key = content_hash({"variant": variant, "seed": seed, "dataset": cfg.dataset,
-                                "cold": cfg.cold_max_count,
-                                "model": cfg.sasrec if variant.startswith("sasrec")
-                                else {**cfg.tiger, "levels": cfg.id_levels,
-                                      "codebook": cfg.id_codebook_size,
-                                      "rqvae_epochs": cfg.rqvae_epochs}})
+                                "cold": cfg.cold_max_count, "model": _resolved(variant, cfg)})
             path = folder / "runs" / f"{variant}-{seed}-{key[:12]}.json"
             if path.exists():
                 import json

@@ -59,6 +59,22 @@ def default_store_path(dataset: str) -> Path:
     return llmrec_home() / "knowledge" / f"{safe}.sqlite"
 
 
+def stored_item_knowledge(dataset: str) -> dict[str, str]:
+    """``{raw item id: text}`` of every stored item knowledge record of ``dataset``: the
+    general store and the CTR-task stores (``<dataset>-ctr-profile<N>.sqlite``). Item prompts
+    show item metadata only, so item knowledge does not depend on the split that user prompts
+    were cut from; the general store wins where both hold an item. {} when there is none."""
+    folder = default_store_path(dataset).parent
+    general = default_store_path(dataset)
+    paths = sorted(folder.glob(f"{general.stem}-ctr-profile*.sqlite")) + [general]
+    out: dict[str, str] = {}
+    for path in paths:
+        if path.exists():                     # opening would create an empty store
+            with KnowledgeStore(path) as store:
+                out.update(store.export("item"))
+    return out
+
+
 @dataclass(frozen=True)
 class Record:
     """One row of ``records``; ``model``, ``decoding``, ``prompt`` and ``parsed`` decoded."""

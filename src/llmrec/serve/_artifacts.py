@@ -12,7 +12,8 @@
 - a FAISS index over those vectors (HNSW or exact inner product);
 - the sequential model's scores of every known user's stored history (``prestore_users``,
   bounded by ``prestore_max_mb``), so that a known user costs no model forward pass;
-- stored item knowledge for explanations (``$LLMREC_HOME/knowledge/<dataset>.sqlite``, read,
+- stored item knowledge for explanations (``$LLMREC_HOME/knowledge/<dataset>.sqlite`` and the
+  CTR-task stores ``<dataset>-ctr-profile<N>.sqlite``, read,
   never created); with no records, explanations fall back to item metadata and say so;
 - an optional CTR ranker: ``RUN_DIR/ctr/`` holding a CTR model saved by
   :meth:`llmrec.ctr.CTRModel.save` (see :mod:`._rank`).
@@ -72,17 +73,6 @@ def _item_columns(ds) -> tuple[list[int | None], list[list[str]]]:
     genres = ([g or [] for g in f["genres"].to_list()] if "genres" in f.columns
               else [[] for _ in range(ds.n_items)])
     return years, genres
-
-
-def _stored_knowledge(dataset: str) -> dict[str, str]:
-    """Item knowledge texts of the data set's store, or {} when there is none."""
-    from ..knowledge import KnowledgeStore, default_store_path
-
-    path = default_store_path(dataset)
-    if not path.exists():                     # opening would create an empty store
-        return {}
-    with KnowledgeStore(path) as store:
-        return store.export("item")
 
 
 def _encoder(name: str):
@@ -160,7 +150,9 @@ def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Ar
     for i, gs in enumerate(genres):
         for g in gs:
             genre_items.setdefault(g.lower(), np.zeros(ds.n_items, dtype=bool))[i] = True
-    knowledge = _stored_knowledge(ds.name)
+    from ..knowledge import stored_item_knowledge
+
+    knowledge = stored_item_knowledge(ds.name)
     if cfg.item_vectors == "model":
         vectors, source = _model_vectors(run)
     else:
