@@ -77,3 +77,33 @@ def test_tiger_trains_on_the_written_ids(tmp_path, capsys):
                  "--output", str(tmp_path / "tiger")]) == 0
     metrics = json.loads((tmp_path / "tiger" / "metrics.json").read_text())
     assert 0 <= metrics["test"]["ndcg@10"] <= 1
+
+
+def test_knowledge_input_needs_stored_item_knowledge_and_uses_it(tmp_path, capsys, monkeypatch):
+    from llmrec.knowledge import KnowledgeStore, default_store_path
+    from llmrec.tokenize.dataset import text_vectors
+    from llmrec.data import Preprocessing, load_dataset
+
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    args = ("--method", "rqkmeans", "--levels", "2", "--codebook-size", "4", "--input",
+            "knowledge")
+    assert tokenize(tmp_path, *args)[0] == 2
+    err = capsys.readouterr().err
+    assert "0 of 12 items" in err and "llmrec knowledge generate" in err
+
+    path = default_store_path("ml-100k")
+    path.parent.mkdir(parents=True)
+    with KnowledgeStore(path) as store:
+        for i in range(1, 13):
+            store.put(key=f"k{i}", kind="item", entity=f"item:{i}", template="item@1",
+                      model={"model": "m"}, decoding={}, prompt=[], output="",
+                      parsed={"mood": "grim" if i % 2 else "sunny"}, failure=None,
+                      prompt_tokens=1, completion_tokens=1, seconds=0.1)
+            store.link([(f"item:{i}", f"k{i}")], "item")
+    code, out = tokenize(tmp_path, *args)
+    assert code == 0
+    assert "rq-kmeans on ml-100k (knowledge)" in capsys.readouterr().out
+    ds = load_dataset(DATA, preprocessing=Preprocessing(user_core=0, item_core=0))
+    plain = text_vectors(ds, "hashing")
+    known = text_vectors(ds, "hashing", knowledge=True)
+    assert plain.shape == known.shape and not np.allclose(plain, known)

@@ -7,6 +7,8 @@ same full-ranking metrics with seen items masked:
 - ``sasrec-text``: SASRec over frozen text vectors of the item metadata (no ID table; an MLP
   projects them), so any item with a text can be recommended;
 - ``sasrec-id+text``: both, summed;
+- ``sasrec-id+knowledge``: as ``sasrec-id+text``, the text being the item metadata followed by
+  the item's stored LLM knowledge (``llmrec knowledge generate``; items only are needed);
 - ``tiger-rqkmeans`` / ``tiger-rqvae``: TIGER over semantic IDs of the same text vectors;
 - ``tiger-random``: TIGER over random IDs of the same shape (the control: semantics or not).
 
@@ -36,8 +38,8 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("sasrec-id", "sasrec-text", "sasrec-id+text", "tiger-rqkmeans", "tiger-rqvae",
-            "tiger-random")
+VARIANTS = ("sasrec-id", "sasrec-text", "sasrec-id+text", "sasrec-id+knowledge",
+            "tiger-rqkmeans", "tiger-rqvae", "tiger-random")
 METRICS = ("ndcg@10", "recall@10")
 
 
@@ -78,7 +80,12 @@ def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.
     from ..tokenize.dataset import tokenize_items
 
     if variant.startswith("sasrec-"):
-        model = SASRec(**{**cfg.sasrec, "item_input": variant[len("sasrec-"):], "seed": seed})
+        item_input = variant[len("sasrec-"):].replace("knowledge", "text")
+        model = SASRec(**{**cfg.sasrec, "item_input": item_input, "seed": seed})
+        if variant.endswith("knowledge"):
+            from ..tokenize.dataset import text_vectors
+
+            vectors = text_vectors(ds, knowledge=True)
         return model.set_item_vectors(vectors) if model.config.item_input != "id" else model
     method = {"tiger-rqkmeans": "rq-kmeans", "tiger-rqvae": "rq-vae",
               "tiger-random": "random"}[variant]

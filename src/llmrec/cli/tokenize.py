@@ -1,4 +1,4 @@
-"""``llmrec tokenize --dataset D --method M --input text|collaborative|fusion``: semantic IDs.
+"""``llmrec tokenize --dataset D --method M --input text|...|knowledge``: semantic IDs.
 
 Writes the item <-> code table (``codes.npy`` row = item index, ``items.tsv`` raw item id and
 codes, ``meta.json`` with method, config and diagnostics; no pickle) and prints the
@@ -55,7 +55,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         if method != "rq-vae":
             raise ConfigError("--epochs applies to --method rqvae only")
         config["epochs"] = args.epochs
-    needs_run = method in QUANTIZERS and args.input != "text"
+    needs_run = method in QUANTIZERS and args.input in ("collaborative", "fusion")
     collaborative = None
     if needs_run:
         if not args.run:

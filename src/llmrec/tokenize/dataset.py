@@ -4,7 +4,10 @@
   sentence encoder (cached), rows L2-normalised;
 - ``"collaborative"``: item vectors learned from interactions (e.g. a trained SASRec's item
   table), passed in by the caller, rows L2-normalised;
-- ``"fusion"``: both, each L2-normalised and concatenated (:func:`~llmrec.tokenize.fuse`).
+- ``"fusion"``: both, each L2-normalised and concatenated (:func:`~llmrec.tokenize.fuse`);
+- ``"knowledge"``: the metadata text followed by the item's stored LLM knowledge
+  (``llmrec knowledge generate``; every store of the data set, see
+  :func:`~llmrec.knowledge.stored_item_knowledge`), encoded like ``"text"``.
 
 The indexing baselines take no vectors: ``random`` needs only the item count, ``sequential``
 and ``collaborative`` (clustering of co-occurrence) read the *training* interactions only
@@ -23,7 +26,7 @@ from ..errors import ConfigError, DataError
 from . import TOKENIZERS, fuse, semantic_ids
 from ._ids import SemanticIds
 
-INPUTS = ("text", "collaborative", "fusion")
+INPUTS = ("text", "collaborative", "fusion", "knowledge")
 ALIASES = {"rqkmeans": "rq-kmeans", "rqvae": "rq-vae"}
 QUANTIZERS = ("rq-kmeans", "rq-vae", "pq")
 METHODS = ("rqkmeans", "rqvae", "pq", "random", "sequential", "collaborative")
@@ -41,11 +44,24 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
-def text_vectors(ds: Dataset, encoder: str = "minilm", progress: bool = False) -> np.ndarray:
-    """(n_items, d) L2-normalised vectors of the items' metadata texts, in item-index order."""
+def text_vectors(ds: Dataset, encoder: str = "minilm", progress: bool = False, *,
+                 knowledge: bool = False, min_knowledge: float = 0.9) -> np.ndarray:
+    """(n_items, d) L2-normalised vectors of the items' metadata texts, in item-index order;
+    with ``knowledge``, each text is followed by the item's stored LLM knowledge (at least
+    ``min_knowledge`` of the items must have some)."""
     from ..encode import ENCODERS, encode_texts, item_metadata_texts
 
     keys, texts = item_metadata_texts(ds)
+    if knowledge:
+        from ..knowledge import stored_item_knowledge
+
+        stored = stored_item_knowledge(ds.name)
+        have = sum(k in stored for k in keys)
+        if have < min_knowledge * len(keys):
+            raise ConfigError(
+                f"only {have} of {len(keys)} items of {ds.name} have stored LLM knowledge; "
+                f"generate it first: llmrec knowledge generate --dataset {ds.name} --items-only")
+        texts = [f"{t}\n{stored[k]}" if k in stored else t for k, t in zip(keys, texts)]
     vectors = encode_texts(keys, texts, ENCODERS[encoder](), progress=progress)
     rows, found = vectors.align(ds.items.ids)
     if not found.all():
@@ -59,18 +75,18 @@ def item_vectors(ds: Dataset, input: str = "text", *, collaborative: np.ndarray 
     """The vectors one ``input`` kind gives (see the module docstring)."""
     if input not in INPUTS:
         raise ConfigError(f"unknown input {input!r}; choose one of {', '.join(INPUTS)}")
-    if input != "text":
-        if collaborative is None:
-            raise ConfigError(f"input {input!r} needs collaborative item vectors (a trained "
-                              "SASRec run)")
-        if len(collaborative) != ds.n_items:
-            raise DataError(f"collaborative vectors have {len(collaborative)} rows, "
-                            f"{ds.name} has {ds.n_items} items")
-        collab = _normalise(np.asarray(collaborative, dtype=np.float32))
-        if input == "collaborative":
-            return collab
-        return fuse(text_vectors(ds, encoder, progress), collab, weights)
-    return text_vectors(ds, encoder, progress)
+    if input in ("text", "knowledge"):
+        return text_vectors(ds, encoder, progress, knowledge=input == "knowledge")
+    if collaborative is None:
+        raise ConfigError(f"input {input!r} needs collaborative item vectors (a trained "
+                          "SASRec run)")
+    if len(collaborative) != ds.n_items:
+        raise DataError(f"collaborative vectors have {len(collaborative)} rows, "
+                        f"{ds.name} has {ds.n_items} items")
+    collab = _normalise(np.asarray(collaborative, dtype=np.float32))
+    if input == "collaborative":
+        return collab
+    return fuse(text_vectors(ds, encoder, progress), collab, weights)
 
 
 def tokenize_items(ds: Dataset, train: Interactions, method: str = "rq-kmeans",
