@@ -159,3 +159,26 @@ def _answers(url: str) -> bool:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_ranker_command_trains_the_ctr_ranker_serve_uses(cli, serve_run, tmp_path):
+    import shutil
+
+    from llmrec.serve import ServeConfig, Service, load_artifacts
+
+    run = tmp_path / "run"
+    shutil.copytree(serve_run, run)
+    status, err = cli("ranker", str(run), "--knowledge-source", "knowledge")
+    assert status == 2 and "--history ctr-profile" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "ctr").exists()
+    status, err = cli("-q", "ranker", str(run), "--model", "deepfm", "--knowledge-source",
+                      "metadata", "--encoder", "hashing", "--epochs", "1", "--threads", "1")
+    assert status == 0, err
+    art = load_artifacts(run, ServeConfig(encoder="hashing"))
+    assert art.ranker is not None and art.ranker.model.prestored is not None
+    assert Service(art).recommend(user_id="1", n=5)["ranker"] == "deepfm"
+    status, _ = cli("-q", "ranker", str(run), "--model", "din", "--knowledge-source", "none",
+                    "--encoder", "hashing", "--epochs", "1", "--threads", "1")
+    assert status == 0
+    assert sorted(p.name for p in run.iterdir() if "ctr" in p.name) == ["ctr"]   # replaced
+    assert load_artifacts(run, ServeConfig(encoder="hashing")).ranker.model.name == "din"

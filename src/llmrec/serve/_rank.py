@@ -18,6 +18,8 @@ ranked order.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,9 @@ def save_ctr_ranker(run_dir: str | Path, model: Any, data: Any, dataset: Any) ->
     feature tables of ``data`` (a :class:`~llmrec.ctr.CTRData` of ``dataset``) under
     ``RUN_DIR/ctr`` so that ``llmrec serve RUN_DIR`` ranks with it. Arrays are ``.npy``
     without pickle."""
-    folder = Path(run_dir) / CTR_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    final = Path(run_dir) / CTR_FOLDER
+    # written beside, then swapped in: a crash leaves the previous ranker (or none) intact
+    folder = Path(tempfile.mkdtemp(prefix=".ctr-", dir=run_dir))
     if model.module is not None and model.module.adapter is not None and model.prestored is None:
         model.prestore(data)
     model.save(folder)
@@ -70,7 +73,13 @@ def save_ctr_ranker(run_dir: str | Path, model: Any, data: Any, dataset: Any) ->
         np.save(folder / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
     write_json(folder / "serving.json", {"dataset": dataset.name,
                                          "history_len": int(data.schema.history_len)})
-    return folder
+    old = final.with_name(f".{CTR_FOLDER}-old")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    folder.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 class CTRRanker:
@@ -146,6 +155,6 @@ def load_ranker(run_dir: Path, run: Any, cfg: Any) -> CTRRanker | None:
     if not (folder / "model.json").exists():
         if cfg.ranker == "ctr":
             raise ConfigError(f"ranker = 'ctr' but {folder} holds no CTR model "
-                              "(write one with llmrec.serve.save_ctr_ranker)")
+                              "(train one: llmrec ranker RUN_DIR)")
         return None
     return CTRRanker(folder, run.dataset.items.ids, run.dataset.users.ids)
