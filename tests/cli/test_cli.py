@@ -86,6 +86,26 @@ def test_recommend_prints_titles_and_skips_seen(trained_run, ml100k_slice):
     assert recs[0]["title"] in text
 
 
+def test_demo_knowledge_step_explains_a_user_and_their_recommendations(trained_run, capsys):
+    """`llmrec demo`'s knowledge path: the real local LLM, only the shown user and items, one
+    table row each, stored (a second call is all cache hits)."""
+    from llmrec.cli.demo import knowledge_step
+    from llmrec.knowledge import KnowledgeStore
+    from llmrec.runs import open_run, recommend_user
+
+    run = open_run(trained_run)
+    items = [r["item_id"] for r in recommend_user(run, "1", 3)]
+    knowledge_step(run, "1", items, progress=False)
+    out = capsys.readouterr().out
+    titles = dict(zip(run.dataset.items.ids, run.dataset.item_titles()))
+    assert "user 1 " in out and all(titles[i][:40] in out for i in items)
+    store = out.rsplit("store ", 1)[1].strip()
+    with KnowledgeStore(store) as db:
+        assert set(db.export("item")) == set(items) and set(db.export("individual")) == {"1"}
+    knowledge_step(run, "1", items, progress=False)
+    assert " 0 LLM calls" in capsys.readouterr().out
+
+
 def test_data_info_on_a_path(ml100k_slice):
     out = llmrec("data", "info", str(ml100k_slice), "--json")
     info = json.loads(out.stdout)

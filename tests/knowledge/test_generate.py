@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from llmrec.data import Split, build_dataset, leave_one_out, load_dataset
-from llmrec.errors import DataError
+from llmrec.errors import ConfigError, DataError
 from llmrec.knowledge import KnowledgeConfig, KnowledgeStore, generate_knowledge
 from llmrec.llm import LLMError, LocalBackend, OpenAIBackend, serve_local_openai
 from llmrec.llm.local import PACKAGED_MODEL_NAME
@@ -46,6 +46,24 @@ def test_individual_extraction_then_rerun_is_all_cache_hits(ml100k_split, local_
     with KnowledgeStore(path) as store:
         assert store.count() == rows
         assert [r["mode"] for r in store.runs()] == ["individual", "individual"]
+
+
+def test_only_the_chosen_items_and_users(ml100k_split, local_llm, tiny_templates,
+                                         tmp_path) -> None:
+    """``item_ids``/``user_ids`` (what `llmrec demo` uses): exactly those entities, no others;
+    an id the data set lacks is a clear error before any LLM call."""
+    ds, split = ml100k_split
+    items, users = ("50", "181"), ("196",)
+    s = run(ds, split, local_llm, tmp_path / "k.sqlite", tiny_templates, item_ids=items,
+            user_ids=users)
+    assert set(s.item_keys) == set(items) and set(s.user_keys) == set(users)
+    assert (s.items_ok, s.users_ok) == (2, 1)
+    with KnowledgeStore(tmp_path / "k.sqlite") as store:
+        assert set(store.export("item")) == set(items)
+        assert "Star Wars (1977)" in store.get_item("50").prompt[-1]["content"]
+    with pytest.raises(ConfigError, match="unknown user id 'nobody'"):
+        run(ds, split, local_llm, tmp_path / "k2.sqlite", tiny_templates, user_ids=("nobody",))
+    assert not (tmp_path / "k2.sqlite").exists()
 
 
 def test_factors_are_derived_once(ml100k_split, local_llm, tiny_templates, tmp_path) -> None:

@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output", help="folder for results.json/.md (default: $LLMREC_HOME/demo)")
     p.add_argument("--user", default="196", help="user to show recommendations for")
+    p.add_argument("--no-knowledge", action="store_true",
+                   help="skip the LLM knowledge step (local SmolLM2 on that user and items)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -63,6 +65,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nTop 5 for user {args.user} by {best['model']}:")
     print(format_table(["rank", "title", "score"],
                        [[r["rank"], r["title"], r["score"]] for r in recs]))
+    if not args.no_knowledge:
+        knowledge_step(run, args.user, [r["item_id"] for r in recs], progress=not args.quiet)
     print(f"\nresults: {json_path}  {md_path}")
     print(f"run folders: {Path(best['run_dir']).parent}   total {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def knowledge_step(run, user: str, items: list[str], progress: bool = True) -> None:
+    """The knowledge path on a bounded subset: the local LLM's knowledge of ``user`` (from
+    their training history only) and of ``items`` -- factors first, then one call per entity,
+    stored and reused like any ``llmrec knowledge generate`` run."""
+    from ..knowledge import KnowledgeConfig, KnowledgeStore, generate_knowledge
+    from ..llm import LLMError, make_backend
+
+    print(f"\nLLM knowledge (KAR factorization prompting) for user {user} and the {len(items)} "
+          "items above only -- a bounded subset; `llmrec knowledge generate` does every item "
+          "and user:")
+    cfg = KnowledgeConfig(item_ids=tuple(items), user_ids=(user,), slots=2)
+    try:
+        with make_backend("local", parallel=2) as llm:
+            s = generate_knowledge(run.dataset, run.split, llm, cfg, progress=progress)
+    except LLMError as e:
+        print(f"  skipped: {e}")
+        return
+    titles = dict(zip(run.dataset.items.ids, run.dataset.item_titles()))
+    with KnowledgeStore(s.store) as store:
+        rows = [[f"user {user}", _one_line(store.get(s.user_keys.get(user, "")))]]
+        rows += [[titles[i], _one_line(store.get(s.item_keys[i]))] for i in items]
+    print(format_table(["about", f"knowledge ({', '.join(s.factors)})"], rows))
+    print(f"  {s.model.get('model')}, {s.calls} LLM calls, {s.seconds:.0f} s; store {s.store}")
+
+
+def _one_line(record, limit: int = 110) -> str:
+    if record is None or not record.ok:
+        return "(no knowledge: the LLM output was malformed; a re-run retries it)"
+    text = "; ".join(line.strip() for line in record.text.splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

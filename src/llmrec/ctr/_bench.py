@@ -193,7 +193,7 @@ def summary_table(summary: list[dict], costs: dict[str, Any], markdown: bool = T
     from .._table import format_table
 
     headers = ["model", "knowledge", "AUC", "ΔAUC", "logloss", "GAUC", "AUC rare items",
-               "ΔAUC rare", "LLM calls", "LLM tokens", "gen s", "encode s", "train s",
+               "ΔAUC rare", "LLM calls", "LLM tokens", "LLM call s", "encode s", "train s",
                "infer ms/1k"]
     rows = []
     for r in summary:
@@ -263,4 +263,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"Rare items: fewer than {cfg['rare_items']} training samples."
             + (f" Model options: `{cfg['model_options']}`." if cfg["model_options"] else "")
             + "\n\n"
-            f"{summary_table(report['summary'], c)}\n")
+            f"{summary_table(report['summary'], c)}\n"
+            + ("\nLLM calls, tokens and call seconds count every record of the knowledge store "
+               "(all user modes); call seconds add up the latencies of concurrent requests, so "
+               "the generation's wall time is shorter with several decoding slots.\n"
+               if k["source"] == "knowledge" else ""))

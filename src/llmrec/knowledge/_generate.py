@@ -46,8 +46,9 @@ MODES = ("individual", "collective", "incremental")
 class KnowledgeConfig:
     """What to generate and how (see the module docstring).
 
-    ``limit`` keeps the first N items and the first N users (quick runs). ``slots`` is how
-    many requests are kept in flight (None: the backend's ``parallel``/``concurrency``).
+    ``limit`` keeps the first N items and the first N users (quick runs); ``item_ids`` /
+    ``user_ids`` (raw ids) keep only those entities. ``slots`` is how many requests are kept
+    in flight (None: the backend's ``parallel``/``concurrency``).
     """
 
     mode: Literal["individual", "collective", "incremental"] = "individual"
@@ -57,6 +58,8 @@ class KnowledgeConfig:
     items: bool = True
     users: bool = True
     limit: int | None = None
+    item_ids: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
     kg: bool = False
     n_clusters: int = 32
     partition_size: int = 20
@@ -143,7 +146,10 @@ class _Plan:
         facts = ItemFacts(self.dataset, self.cfg.scenario, kg=self.cfg.kg,
                           related_per_relation=int(t.param("related_per_relation")),
                           max_description_chars=int(t.param("max_description_chars")))
-        items = range(min(self.dataset.n_items, self.cfg.limit or self.dataset.n_items))
+        if self.cfg.item_ids:
+            items = [self.dataset.items.index(x) for x in self.cfg.item_ids]
+        else:
+            items = range(min(self.dataset.n_items, self.cfg.limit or self.dataset.n_items))
         return [self.job("item", "item", f"item:{self.dataset.items.id(i)}",
                          facts.problem(i), facts=facts.text(i)) for i in items]
 
@@ -206,6 +212,11 @@ def generate_knowledge(dataset: Dataset, split: Split, backend: Backend,
     """
     cfg = config or KnowledgeConfig()
     require_item_text(dataset)
+    for kind, vocab, ids in (("item", dataset.items, cfg.item_ids),
+                             ("user", dataset.users, cfg.user_ids)):
+        unknown = [x for x in ids if x not in vocab]
+        if unknown:
+            raise ConfigError(f"unknown {kind} id {unknown[0]!r} in {dataset.name}")
     own = not isinstance(store, KnowledgeStore)
     db = (KnowledgeStore.for_dataset(dataset.name) if store is None
           else store if isinstance(store, KnowledgeStore) else KnowledgeStore(store))
@@ -243,7 +254,11 @@ def _run_entities(plan: _Plan, runner: Runner, dataset: Dataset, split: Split,
     cascade = None
     if cfg.users:
         history = TrainHistory(dataset, split, cfg.scenario)
-        users = history.users_with_history()[:cfg.limit]
+        users = history.users_with_history()
+        if cfg.user_ids:
+            wanted = np.array([dataset.users.index(x) for x in cfg.user_ids])
+            users = users[np.isin(users, wanted)]
+        users = users[:cfg.limit]
         summary.users = len(users)
         pairs: list[tuple[str, str]] = []
         if cfg.mode == "individual":

@@ -39,6 +39,7 @@ class BERT4RecConfig(SequentialConfig):
     dropout: float = 0.2
     mask_prob: float = 0.2
     last_mask_share: float = 0.2
+    scale_embeddings: bool = True   # item embeddings x sqrt(embedding_size), as BERT
     # Masked-item training learns from ~1 in 5 positions and improves in long plateaus:
     # on ML-100K the best validation epoch ranged from 64 to 131 over seeds.
     epochs: int = 300
@@ -59,7 +60,7 @@ class BERT4RecModule(nn.Module):
         self.items = items                                  # n_items = padding, +1 = [MASK]
         self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
         nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
-        self.scale = math.sqrt(d)
+        self.scale = math.sqrt(d) if cfg.scale_embeddings else 1.0
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(d, cfg.num_heads, cfg.dropout,
                                                      cfg.ffn_size or 4 * d)

@@ -12,6 +12,9 @@ Deviations from the paper, each a known improvement:
 - Pre-LayerNorm blocks with a GELU feed-forward layer of ``ffn_size`` (default: the embedding
   size, as in the paper; the paper normalises queries only and uses ReLU); no dropout on
   attention probabilities.
+- Item embeddings enter unscaled (``scale_embeddings=False``; the paper multiplies them by
+  sqrt(d)): on ML-100K this lifted test NDCG@10 and above all the unmasked figures, see the
+  README's results.
 - Positions are counted from the most recent item (so the result never depends on padding).
 - Long histories are cut into several training windows instead of keeping only the last one.
 """
@@ -40,13 +43,18 @@ class SASRecConfig(SequentialConfig):
     ffn_size: int = 0               # 0 = embedding_size
     loss: Literal["ce", "bce", "sampled_softmax"] = "ce"
     num_negatives: int = 256        # sampled_softmax only
+    # Multiply item embeddings by sqrt(embedding_size) at the input (the paper, and the
+    # original transformer). Off by default: the scaled item then dominates the residual
+    # stream, and with tied output embeddings the model scores the items it was just shown
+    # highest (on ML-100K half of the unmasked top 10 were already-rated items).
+    scale_embeddings: bool = False
 
 
 class SASRecModule(nn.Module):
     def __init__(self, items: ItemEmbedding, cfg: SASRecConfig):
         super().__init__()
         d = cfg.embedding_size
-        self.scale = math.sqrt(d)
+        self.scale = math.sqrt(d) if cfg.scale_embeddings else 1.0
         self.items = items                                  # index n_items = padding
         self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
         nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
