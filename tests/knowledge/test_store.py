@@ -73,9 +73,10 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path) -> None:
         KnowledgeStore(other)
 
 
-def test_stored_item_knowledge_merges_the_general_and_ctr_stores(llmrec_home) -> None:
+def test_stored_item_knowledge_merges_the_general_and_ctr_stores(tmp_path, monkeypatch) -> None:
     from llmrec.knowledge import default_store_path, stored_item_knowledge
 
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path))     # other tests use a "tiny" data set
     assert stored_item_knowledge("tiny") == {}
     assert not default_store_path("tiny").exists()        # reading created nothing
     default_store_path("tiny").parent.mkdir(parents=True, exist_ok=True)
