@@ -4,12 +4,13 @@ Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port, waits f
 then for each concurrency (default 1, 8, 32) runs a bounded closed-loop load for ``--seconds``
 (after a short warm-up) with wrk (Debian package ``wrk``; one thread, a Lua script drawing the
 request bodies) or, where wrk is missing, an async httpx client: each of the C connections
-sends its next request as soon as its previous one answered. Requests draw random known users (the stored
-history goes through the sequential model and the ANN channel on every request) or, with
-``--mode history``, an explicit 20-item history of an anonymous user (the model's forward
-pass then runs on the request). Prints a table: requests/s, p50/p95/p99 in
-ms, errors, CPU time per request of the server and of the client (what the machine's load
-does not change much), and the server's resident memory (RSS) before and after each level.
+sends its next request as soon as its previous one answered. Requests draw random known users
+(their sequential scores were prestored when the server started; the ANN channel, fusion,
+filters, MMR and explanations run on every request) or, with ``--mode history``, an explicit
+20-item history of an anonymous user (the model's forward pass then runs on the request).
+Prints a table: requests/s, p50/p95/p99 in ms, errors, CPU time per request of the server
+(all its worker processes) and of the client, and the server's resident memory (RSS, summed
+over its processes) before and after each level.
 
     .venv/bin/python benchmarks/serve_load.py RUN_DIR [--workers 2] [--client wrk|httpx]
 

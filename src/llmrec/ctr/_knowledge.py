@@ -52,7 +52,8 @@ class KnowledgeTables:
 
 def _data_config(data: CTRData) -> CTRDataConfig:
     raw = data.meta.get("config", {})
-    return CTRDataConfig(**{k: v for k, v in raw.items() if k in CTRDataConfig.__dataclass_fields__})
+    fields = CTRDataConfig.__dataclass_fields__
+    return CTRDataConfig(**{k: v for k, v in raw.items() if k in fields})
 
 
 def knowledge_tables(ds: Dataset, data: CTRData, source: str = "metadata",
