@@ -99,14 +99,13 @@ def _data(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _ctr_profile_data(args: argparse.Namespace) -> tuple[Any, Any]:
     """The CTR task's data (no k-core) with its profile events as the training part."""
-    from ..ctr._data import CTRDataConfig, ctr_store_name, profile_split
-    from ..data import Preprocessing, load_dataset
+    from ..ctr._data import CTRDataConfig, ctr_store_name, load_ctr_dataset, profile_split
 
     if args.config or args.sets:
         raise LlmrecError("--history ctr-profile uses the CTR task's data; --config/--set "
                           "do not apply (use --profile-events)")
     cfg = CTRDataConfig(dataset=args.dataset, profile_events=args.profile_events)
-    ds = load_dataset(args.dataset, preprocessing=Preprocessing())
+    ds = load_ctr_dataset(args.dataset)
     if args.store is None:
         args.store = str(default_store_path(ctr_store_name(ds.name, cfg)))
     return ds, profile_split(ds, cfg)

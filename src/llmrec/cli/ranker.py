@@ -34,9 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_ranker(args: argparse.Namespace) -> int:
     from ..ctr import CTR_MODELS, CTRDataConfig, build_ctr_data
+    from ..ctr._bench import fit_and_test
+    from ..ctr._data import load_ctr_dataset
     from ..ctr._knowledge import knowledge_tables
     from ..ctr._metrics import ctr_metrics
-    from ..data import Preprocessing, load_dataset
     from ..encode import ENCODERS
     from ..runs import open_run
     from ..serve import save_ctr_ranker
@@ -48,7 +49,7 @@ def cmd_ranker(args: argparse.Namespace) -> int:
         raise ConfigError(f"--epochs must be >= 1, not {args.epochs}")
     run = open_run(args.run_dir)
     name = run.config.data.dataset
-    ds = load_dataset(name, preprocessing=Preprocessing())
+    ds = load_ctr_dataset(name)
     data = build_ctr_data(ds, CTRDataConfig(dataset=name, split="chronological"))
     knowledge = args.knowledge_source != "none"
     if knowledge:
@@ -57,12 +58,8 @@ def cmd_ranker(args: argparse.Namespace) -> int:
         data = tables.attach(data)
     model = CTR_MODELS[args.model](epochs=args.epochs, seed=args.seed, knowledge=knowledge,
                                    threads=args.threads)
-    model.fit(data.train, data.valid, progress=not args.quiet)
-    test = data.test
-    if knowledge:
-        model.prestore(data)
-        test = test.without_knowledge()
-    metrics = ctr_metrics(test.label, model.predict(test), test.user)
+    test, probs, _ = fit_and_test(model, data, progress=not args.quiet)
+    metrics = ctr_metrics(test.label, probs, test.user)
     folder = save_ctr_ranker(run.run_dir, model, data, ds)
     print(f"{args.model} ({'knowledge: ' + args.knowledge_source if knowledge else 'no knowledge'}"
           f") on {len(data.train):,} {name} CTR samples; held-out last events per user: "

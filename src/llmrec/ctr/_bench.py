@@ -30,11 +30,10 @@ import torch
 
 from .._io import atomic_write_text, content_hash, llmrec_home, write_json
 from ..config import to_dict
-from ..data import Preprocessing, load_dataset
 from ..encode import ENCODERS
 from . import CTR_MODELS
 from ._base import CTRModel
-from ._data import CTRData, CTRDataConfig, build_ctr_data
+from ._data import CTRData, CTRDataConfig, build_ctr_data, load_ctr_dataset
 from ._knowledge import knowledge_tables
 from ._metrics import auc, ctr_metrics
 
@@ -109,6 +108,23 @@ def _options(cfg: KnowledgeBenchConfig, knowledge: bool) -> dict[str, Any]:
     return {k: v for k, v in cfg.model_options.items() if knowledge or k not in ADAPTER_OPTIONS}
 
 
+def fit_and_test(model: CTRModel, data: CTRData, *, run_dir: Path | None = None,
+                 progress: bool = True) -> tuple[CTRData, np.ndarray, float | None]:
+    """Fit on ``data``'s train part (early stopping on valid), prestore the knowledge vectors
+    of a knowledge model, then predict the test part the way a service would: from the stored
+    vectors only. Returns the test samples, their click probabilities, and the seconds the
+    prestoring took (None without knowledge)."""
+    model.fit(data.train, data.valid, run_dir=run_dir, progress=progress)
+    test = data.test
+    prestore_seconds = None
+    if model.config.knowledge:
+        t0 = time.perf_counter()
+        model.prestore(data)
+        prestore_seconds = round(time.perf_counter() - t0, 3)
+        test = test.without_knowledge()          # inference sees stored vectors only
+    return test, model.predict(test), prestore_seconds
+
+
 def _run(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRData | None,
          cfg: KnowledgeBenchConfig, folder: Path, key_parts: dict, progress: bool) -> dict:
     options = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": seed,
@@ -122,15 +138,8 @@ def _run(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRData | 
     if record_path.exists():
         return {**json.loads(record_path.read_text()), "cached": True}
     data = kdata if knowledge else base
-    model.fit(data.train, data.valid, run_dir=folder / stem, progress=progress)
-    test = data.test
-    prestore_seconds = None
-    if knowledge:
-        t0 = time.perf_counter()
-        model.prestore(data)
-        prestore_seconds = round(time.perf_counter() - t0, 3)
-        test = test.without_knowledge()          # inference sees stored vectors only
-    probs = model.predict(test)
+    test, probs, prestore_seconds = fit_and_test(model, data, run_dir=folder / stem,
+                                                 progress=progress)
     counts = np.bincount(data.train.item, minlength=data.schema.n_items)
     rare = counts[test.item] < cfg.rare_items
     record = {"model": name, "knowledge": knowledge, "seed": seed, "key": key,
@@ -218,7 +227,7 @@ def run_knowledge_bench(cfg: KnowledgeBenchConfig, output: str | Path | None = N
         from ..errors import ConfigError
         raise ConfigError(f"unknown CTR model {unknown[0]!r}; choose from {', '.join(CTR_MODELS)}")
     folder = Path(output) if output else llmrec_home() / "bench" / "knowledge"
-    ds = load_dataset(cfg.dataset, preprocessing=Preprocessing())
+    ds = load_ctr_dataset(cfg.dataset)
     base = build_ctr_data(ds, cfg.data)
     encoder = ENCODERS[cfg.encoder]()
     tables = knowledge_tables(ds, base, cfg.source, encoder, user_mode=cfg.user_mode,

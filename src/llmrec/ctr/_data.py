@@ -40,7 +40,7 @@ import polars as pl
 import torch
 
 from ..config import require_fraction, require_positive
-from ..data import Dataset, Interactions, Split
+from ..data import Dataset, Interactions, Preprocessing, Split, load_dataset
 from ..errors import ConfigError, DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
@@ -259,6 +259,12 @@ def _split(user: np.ndarray, n_users: int, cfg: CTRDataConfig) -> np.ndarray:
     part[pos >= m - n_test] = TEST
     part[(pos >= m - n_test - n_valid) & (pos < m - n_test)] = VALID
     return part
+
+
+def load_ctr_dataset(name: str) -> Dataset:
+    """A data set as the CTR task reads it: no k-core filtering (rare items stay in, they are
+    where knowledge can help), repeated (user, item) pairs reduced to the first."""
+    return load_dataset(name, preprocessing=Preprocessing())
 
 
 def profile_events(inter: Interactions, limit: int) -> np.ndarray:

@@ -64,9 +64,8 @@ def stored_item_knowledge(dataset: str) -> dict[str, str]:
     general store and the CTR-task stores (``<dataset>-ctr-profile<N>.sqlite``). Item prompts
     show item metadata only, so item knowledge does not depend on the split that user prompts
     were cut from; the general store wins where both hold an item. {} when there is none."""
-    folder = default_store_path(dataset).parent
     general = default_store_path(dataset)
-    paths = sorted(folder.glob(f"{general.stem}-ctr-profile*.sqlite")) + [general]
+    paths = sorted(general.parent.glob(f"{general.stem}-ctr-profile*.sqlite")) + [general]
     out: dict[str, str] = {}
     for path in paths:
         if path.exists():                     # opening would create an empty store
