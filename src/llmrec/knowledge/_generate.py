@@ -147,7 +147,7 @@ class _Plan:
                           related_per_relation=int(t.param("related_per_relation")),
                           max_description_chars=int(t.param("max_description_chars")))
         if self.cfg.item_ids:
-            items = [self.dataset.items.index(x) for x in self.cfg.item_ids]
+            items = self.dataset.items.lookup(self.cfg.item_ids).tolist()
         else:
             items = range(min(self.dataset.n_items, self.cfg.limit or self.dataset.n_items))
         return [self.job("item", "item", f"item:{self.dataset.items.id(i)}",
@@ -256,8 +256,7 @@ def _run_entities(plan: _Plan, runner: Runner, dataset: Dataset, split: Split,
         history = TrainHistory(dataset, split, cfg.scenario)
         users = history.users_with_history()
         if cfg.user_ids:
-            wanted = np.array([dataset.users.index(x) for x in cfg.user_ids])
-            users = users[np.isin(users, wanted)]
+            users = users[np.isin(users, dataset.users.lookup(cfg.user_ids))]
         users = users[:cfg.limit]
         summary.users = len(users)
         pairs: list[tuple[str, str]] = []
