@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from llmrec.bench.representations import (RepresentationBenchConfig, report_markdown, run_one,
+from llmrec.bench.representations import (RepresentationBenchConfig, load_bench_config,
+                                          report_markdown, run_one, run_representation_bench,
                                           summarize, summary_table, write_chart)
 from llmrec.cli import main
 from llmrec.data import leave_one_out
@@ -23,7 +24,7 @@ def data():
     return SimpleNamespace(n_items=inter.n_items, name="chains"), leave_one_out(inter), vectors
 
 
-@pytest.mark.parametrize("variant", ["sasrec-text", "tiger-random"])
+@pytest.mark.parametrize("variant", ["sasrec-text", "tiger-random", "tiger-pq"])
 def test_one_run_has_accuracy_cold_and_cost_columns(data, variant):
     cfg = RepresentationBenchConfig(
         dataset="chains", seeds=(1,), id_levels=2, id_codebook_size=8, cold_max_count=1000,
@@ -35,8 +36,11 @@ def test_one_run_has_accuracy_cold_and_cost_columns(data, variant):
     assert record["cold_ndcg@10"] == pytest.approx(record["ndcg@10"])
     assert record["parameters"] > 0 and record["latency_ms_per_user"] > 0
     assert record["train_seconds"] >= 0
-    if variant.startswith("tiger"):
-        assert record["ids"]["collision_rate"] == 0.0
+    if variant == "tiger-random":                      # unique by construction
+        assert record["ids"]["collision_rate"] == 0.0 and record["ids"]["levels"] == 2
+    if variant == "tiger-pq":                          # 30 items in 8 x 8 cells collide:
+        assert record["ids"]["collision_rate"] > 0     # a disambiguation level is added
+        assert record["ids"]["levels"] == 3 and record["ids"]["reconstruction_error"] < 1
 
 
 def _records():
@@ -81,3 +85,45 @@ def test_cli_mistakes_give_one_line(capsys, args, message):
     assert main(["-q", "bench", "representations", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctr_variants_on_real_ml100k(ml100k, tmp_path):
+    """The CTR side end to end (DeepFM, one epoch, the hashing encoder): a row per variant,
+    codes add parameters, the report has both sections' files, and a second run reuses every
+    stored run."""
+    variants = ("ctr-id", "ctr-id+text", "ctr-id+semantic-id", "ctr-id+random-id")
+    cfg = load_bench_config(None, {"variants": list(variants), "seeds": [1], "ctr_epochs": 1,
+                                   "ctr_model": "deepfm", "encoder": "hashing"})
+    report = run_representation_bench(cfg, tmp_path / "rep")
+    rows = {r["variant"]: r for r in report["ctr_summary"]}
+    assert list(rows) == list(variants) and report["summary"] == []
+    for r in rows.values():
+        assert 0.6 < r["auc"]["mean"] < 1 and 0 < r["logloss"]["mean"] < 0.7
+        assert 0.5 < r["rare_auc"]["mean"] < 1 and r["latency_ms_per_1000"]["mean"] > 0
+    params = {v: r["parameters"]["mean"] for v, r in rows.items()}
+    assert params["ctr-id+semantic-id"] > params["ctr-id"] < params["ctr-id+random-id"]
+    assert params["ctr-id+text"] > params["ctr-id"]                  # the adaptor
+    md = (tmp_path / "rep" / "results.md").read_text()
+    assert "## CTR" in md and "## Sequential" not in md and md.count("| ctr-id") == 4
+    assert "rare = items with fewer than 20 training samples" in md
+    assert (tmp_path / "rep" / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    again = run_representation_bench(cfg, tmp_path / "rep")
+    assert [r["auc"] for r in again["ctr_runs"]] == [r["auc"] for r in report["ctr_runs"]]
+
+
+def test_bench_config_file_updates_model_defaults_and_rejects_mistakes(tmp_path):
+    path = tmp_path / "rep.toml"
+    path.write_text('seeds = [1, 2]\nvariants = ["tiger-pq", "ctr-id"]\n[tiger]\nepochs = 3\n')
+    cfg = load_bench_config(path, {"ctr_model": "dcnv2"})
+    assert cfg.seeds == (1, 2) and cfg.variants == ("tiger-pq", "ctr-id")
+    assert cfg.tiger["epochs"] == 3 and cfg.tiger["max_seq_len"] == 20   # defaults kept
+    assert cfg.ctr_model == "dcnv2"
+    for text, message in (('[sasrec]\nbogus = 1\n', "unknown option 'sasrec.bogus'"),
+                          ('variants = ["ctr-magic"]\n', "unknown variant 'ctr-magic'"),
+                          ('ctr_model = "xgb"\n', "unknown CTR model 'xgb'"),
+                          ('seeds = "42"\n', "seeds must be a list")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message) as e:
+            load_bench_config(path)
+        assert str(e.value).startswith(str(path))

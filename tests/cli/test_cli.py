@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 USERS = 120          # the slice: the first 120 users of ML-100K (about 12,000 ratings)

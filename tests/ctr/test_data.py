@@ -122,3 +122,21 @@ def test_config_is_validated():
         CTRDataConfig(valid_fraction=0.6, test_fraction=0.5)
     with pytest.raises(ConfigError):
         CTRDataConfig(history_len=0)
+
+
+def test_item_codes_become_categorical_item_fields(ml100k_ctr):
+    d = ml100k_ctr
+    codes = np.stack([np.arange(d.schema.n_items) % 7, np.arange(d.schema.n_items) % 3], 1)
+    withc = d.with_item_codes(codes)
+    names = list(withc.schema.item_fields)
+    assert names == [*d.schema.item_fields, "sid0", "sid1"]
+    assert withc.schema.item_fields["sid0"] == 8 and withc.schema.item_fields["sid1"] == 4
+    batch = withc.batch(np.arange(50))
+    np.testing.assert_array_equal(batch["item_fields"][:, -2:].numpy(),
+                                  codes[d.item[:50]] + 1)          # 0 stays "unknown"
+    assert d.item_table.shape[1] == len(d.schema.item_fields)     # the original is untouched
+    with pytest.raises(DataError, match="already have a field 'sid0'"):
+        withc.with_item_codes(codes)
+    for bad in (codes[:-1], -codes - 1, codes.astype(np.float32), codes[:, 0]):
+        with pytest.raises(DataError, match="non-negative integers of shape"):
+            d.with_item_codes(bad)

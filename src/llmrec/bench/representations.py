@@ -10,7 +10,29 @@ same full-ranking metrics with seen items masked:
 - ``sasrec-id+knowledge``: as ``sasrec-id+text``, the text being the item metadata followed by
   the item's stored LLM knowledge (``llmrec knowledge generate``; items only are needed);
 - ``tiger-rqkmeans`` / ``tiger-rqvae``: TIGER over semantic IDs of the same text vectors;
-- ``tiger-random``: TIGER over random IDs of the same shape (the control: semantics or not).
+- ``tiger-pq``: TIGER over product-quantized codes (MOTOR-style: parallel, not residual, levels);
+- ``tiger-random``: TIGER over random IDs of the same shape (the control: semantics or not);
+  ``tiger-sequential`` and ``tiger-collaborative``: the other indexing baselines of "How to
+  Index Item IDs" (time of first appearance; spectral clustering of co-occurrence), not run by
+  default.
+
+The CTR side (``ctr-*``) trains one CTR backbone (``ctr_model``, default DIN) on the CTR task of
+``llmrec bench knowledge`` (rating >= 4 is a click, KAR's user split 8:1:1, no k-core), with the
+item represented as
+
+- ``ctr-id``: its ID (plus year and genres, as always);
+- ``ctr-id+text``: ID + KAR's adaptor over MiniLM vectors of the item's metadata text and the
+  user's profile events' titles (no LLM);
+- ``ctr-id+knowledge``: ID + KAR's adaptor over the stored LLM knowledge of item and user
+  (``llmrec knowledge generate --history ctr-profile``);
+- ``ctr-id+semantic-id``: ID + the item's RQ-KMeans codes as ``id_levels`` more categorical
+  fields (items with similar texts share embeddings of a code);
+- ``ctr-id+random-id``: ID + random codes of the same shape (the control: capacity, not meaning).
+
+Columns there: test AUC, logloss, GAUC; AUC on *rare* items (fewer than ``rare_items`` training
+samples: the CTR task's cold-start view); parameters, training seconds, and inference ms per
+1,000 samples from prestored vectors. CTR runs are shared with ``llmrec bench knowledge``
+(``$LLMREC_HOME/bench/ctr-runs``).
 
 Columns: NDCG@10 and Recall@10 over all test users; the same over the *cold* test cases, whose
 target item has at most ``cold_max_count`` training interactions; cost: trainable parameters,
@@ -34,12 +56,21 @@ import torch
 
 from .._io import atomic_write_text, content_hash, llmrec_home, write_json
 from .._table import format_table
+from ..config import to_dict
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("sasrec-id", "sasrec-text", "sasrec-id+text", "sasrec-id+knowledge",
-            "tiger-rqkmeans", "tiger-rqvae", "tiger-random")
+TIGER_METHODS = {"tiger-rqkmeans": "rq-kmeans", "tiger-rqvae": "rq-vae", "tiger-pq": "pq",
+                 "tiger-random": "random", "tiger-sequential": "sequential",
+                 "tiger-collaborative": "collaborative"}
+SEQ_VARIANTS = ("sasrec-id", "sasrec-text", "sasrec-id+text", "sasrec-id+knowledge",
+                *TIGER_METHODS)
+CTR_VARIANTS = ("ctr-id", "ctr-id+text", "ctr-id+knowledge", "ctr-id+semantic-id",
+                "ctr-id+random-id")
+VARIANTS = SEQ_VARIANTS + CTR_VARIANTS
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS
+                         if v not in ("tiger-sequential", "tiger-collaborative"))
 METRICS = ("ndcg@10", "recall@10")
 
 
@@ -47,7 +78,7 @@ METRICS = ("ndcg@10", "recall@10")
 class RepresentationBenchConfig:
     dataset: str = "ml-100k"
     seeds: tuple[int, ...] = (42, 43, 44)
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
     cold_max_count: int = 20
     sasrec: dict[str, Any] = field(default_factory=lambda: {"threads": 1})
     tiger: dict[str, Any] = field(default_factory=lambda: {
@@ -56,6 +87,10 @@ class RepresentationBenchConfig:
     id_levels: int = 3
     id_codebook_size: int = 32
     rqvae_epochs: int = 100
+    ctr_model: str = "din"
+    ctr_epochs: int = 20
+    rare_items: int = 20
+    encoder: str = "minilm"         # text encoder of every text vector ("hashing": tests)
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -63,6 +98,38 @@ class RepresentationBenchConfig:
             raise ConfigError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
         if not self.seeds:
             raise ConfigError("at least one seed is needed")
+        from ..ctr import CTR_MODELS
+
+        from ..encode import ENCODERS
+
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; choose from "
+                              f"{', '.join(ENCODERS)}")
+        if self.ctr_model not in CTR_MODELS:
+            raise ConfigError(f"unknown CTR model {self.ctr_model!r}; choose from "
+                              f"{', '.join(CTR_MODELS)}")
+
+
+def load_bench_config(path: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None) -> RepresentationBenchConfig:
+    """Settings from a TOML file (top-level keys are the fields of
+    :class:`RepresentationBenchConfig`; ``[sasrec]`` and ``[tiger]`` tables update the default
+    model options), then ``overrides``; unknown keys and bad values are one-line errors."""
+    from ..config import from_dict, read_toml
+    from ..models import SASRec, TIGER
+
+    raw = {**(read_toml(path) if path else {}), **(overrides or {})}
+    defaults = RepresentationBenchConfig()
+    for name in ("sasrec", "tiger"):
+        if isinstance(raw.get(name), dict):
+            raw[name] = {**getattr(defaults, name), **raw[name]}
+    try:
+        cfg = from_dict(RepresentationBenchConfig, raw)
+        from_dict(SASRec.config_class, cfg.sasrec, "sasrec")             # check the options
+        from_dict(TIGER.config_class, cfg.tiger, "tiger")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+    return cfg
 
 
 def _data(cfg: RepresentationBenchConfig):
@@ -71,13 +138,14 @@ def _data(cfg: RepresentationBenchConfig):
 
     ds = load_dataset(cfg.dataset, preprocessing=Preprocessing(user_core=5, item_core=5))
     split = leave_one_out(ds.interactions)
-    return ds, split, text_vectors(ds)
+    return ds, split, text_vectors(ds, cfg.encoder)
 
 
 def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.ndarray,
            split: Any, ds: Any):
     from ..models import SASRec, TIGER
-    from ..tokenize.dataset import tokenize_items
+    from ..tokenize import semantic_ids
+    from ..tokenize.dataset import QUANTIZERS, tokenize_items
 
     if variant.startswith("sasrec-"):
         item_input = variant[len("sasrec-"):].replace("knowledge", "text")
@@ -85,15 +153,17 @@ def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.
         if variant.endswith("knowledge"):
             from ..tokenize.dataset import text_vectors
 
-            vectors = text_vectors(ds, knowledge=True)
+            vectors = text_vectors(ds, cfg.encoder, knowledge=True)
         return model.set_item_vectors(vectors) if model.config.item_input != "id" else model
-    method = {"tiger-rqkmeans": "rq-kmeans", "tiger-rqvae": "rq-vae",
-              "tiger-random": "random"}[variant]
+    method = TIGER_METHODS[variant]
     opts: dict[str, Any] = {"levels": cfg.id_levels, "codebook_size": cfg.id_codebook_size,
                             "seed": seed}
     if method == "rq-vae":
         opts["epochs"] = cfg.rqvae_epochs
-    ids = tokenize_items(ds, split.train, method, "text", **opts)
+    if method in QUANTIZERS:              # the text vectors every variant shares
+        ids = semantic_ids(vectors, method, collisions="level", **opts)
+    else:
+        ids = tokenize_items(ds, split.train, method, **opts)
     model = TIGER(**{**cfg.tiger, "seed": seed})
     model.fit_info["ids_diagnostics"] = ids.diagnostics
     return model.set_semantic_ids(ids)
@@ -152,18 +222,87 @@ def run_one(variant: str, seed: int, cfg: RepresentationBenchConfig, data: tuple
     return record
 
 
+def _ctr_config(cfg: RepresentationBenchConfig):
+    from ..ctr._bench import KnowledgeBenchConfig
+    from ..ctr._data import CTRDataConfig
+
+    return KnowledgeBenchConfig(dataset=cfg.dataset, models=(cfg.ctr_model,), seeds=cfg.seeds,
+                                encoder=cfg.encoder, user_mode="individual",
+                                data=CTRDataConfig(dataset=cfg.dataset), epochs=cfg.ctr_epochs,
+                                rare_items=cfg.rare_items)
+
+
+def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
+                     progress: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every (CTR variant, seed) of ``variants``; returns the records and the data protocol.
+
+    Runs go through :func:`llmrec.ctr._bench.run_cached`, so they are shared with (and keyed
+    like) ``llmrec bench knowledge``; semantic and random codes add their hash to the key.
+    """
+    from ..ctr import CTR_MODELS
+    from ..ctr._bench import _array_hash, measure_latency, run_cached
+    from ..ctr._data import build_ctr_data, load_ctr_dataset
+    from ..ctr._knowledge import knowledge_tables
+    from ..encode import ENCODERS
+    from ..tokenize.dataset import tokenize_items
+
+    kcfg = _ctr_config(cfg)
+    ds = load_ctr_dataset(cfg.dataset)
+    base = build_ctr_data(ds, kcfg.data)
+    runs = llmrec_home() / "bench" / "ctr-runs"
+    base_key = {"data": _array_hash(base.user, base.item, base.label, base.hist_items,
+                                    base.part),
+                "data_config": to_dict(kcfg.data), "rare_items": kcfg.rare_items}
+    records = []
+    for variant in variants:
+        data, knowledge, key, label = base, False, {**base_key, "knowledge": None}, None
+        if variant in ("ctr-id+text", "ctr-id+knowledge"):
+            source = "metadata" if variant == "ctr-id+text" else "knowledge"
+            tables = knowledge_tables(ds, base, source, ENCODERS[cfg.encoder](),
+                                      progress=progress)
+            data, knowledge = tables.attach(base), True
+            key["knowledge"] = {"source": source, "encoder": tables.encoder,
+                                "vectors": _array_hash(tables.item, tables.user)}
+        for seed in cfg.seeds:
+            if variant in ("ctr-id+semantic-id", "ctr-id+random-id"):
+                method = "rq-kmeans" if variant == "ctr-id+semantic-id" else "random"
+                ids = tokenize_items(ds, base.profile, method, "text", encoder=cfg.encoder,
+                                     levels=cfg.id_levels, codebook_size=cfg.id_codebook_size,
+                                     seed=seed)
+                codes = ids.codes[:, :cfg.id_levels]        # the item id already tells apart
+                data, label = base.with_item_codes(codes), variant[len("ctr-id+"):]
+                key = {**base_key, "knowledge": None,
+                       "item_codes": {"method": method, "codes": _array_hash(codes)}}
+            record = run_cached(cfg.ctr_model, knowledge, seed, data, data, kcfg, runs, key,
+                                progress, label=label)
+            model = CTR_MODELS[cfg.ctr_model](knowledge=knowledge).build(data.schema)
+            records.append({
+                "variant": variant, "seed": seed, **record["test"],
+                "rare_auc": record["rare_auc"], "rare_samples": record["rare_samples"],
+                "parameters": int(sum(p.numel() for p in model.module.parameters())),
+                "train_seconds": record["train_seconds"], "best_epoch": record["best_epoch"],
+                "latency_ms_per_1000": measure_latency(cfg.ctr_model, knowledge, data,
+                                                       kcfg)["served"]})
+            log.info("%s seed %d: AUC %.4f (rare items %.4f)", variant, seed,
+                     records[-1]["auc"], records[-1]["rare_auc"])
+    return records, base.meta
+
+
 def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path | None = None,
                              *, command: str = "llmrec bench representations",
                              progress: bool = False) -> dict[str, Any]:
     """Run (or reuse) every (variant, seed); write results.json, results.md and chart.png."""
     folder = Path(output) if output else llmrec_home() / "bench" / "representations"
     torch.set_num_threads(1)
-    data = _data(cfg)
+    seq_variants = tuple(v for v in cfg.variants if v in SEQ_VARIANTS)
+    ctr_variants = tuple(v for v in cfg.variants if v in CTR_VARIANTS)
+    data = _data(cfg) if seq_variants else None
     records = []
-    for variant in cfg.variants:
+    for variant in seq_variants:
         for seed in cfg.seeds:
             key = content_hash({"variant": variant, "seed": seed, "dataset": cfg.dataset,
-                                "cold": cfg.cold_max_count, "model": _resolved(variant, cfg)})
+                                "cold": cfg.cold_max_count, "encoder": cfg.encoder,
+                                "model": _resolved(variant, cfg)})
             path = folder / "runs" / f"{variant}-{seed}-{key[:12]}.json"
             if path.exists():
                 import json
@@ -175,22 +314,35 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
             log.info("%s seed %d: ndcg@10 %.4f (cold %s), %.0f s", variant, seed,
                      record["ndcg@10"], record["cold_ndcg@10"], record["train_seconds"])
             records.append(record)
+    ctr_records, ctr_protocol = (run_ctr_variants(cfg, ctr_variants, progress)
+                                 if ctr_variants else ([], None))
     summary = summarize(records)
+    ctr_summary = summarize(ctr_records, CTR_COLUMNS)
     n_cold = records[0]["cold_cases"] if records else 0
     report = {"title": f"Item representations on {cfg.dataset}: ID, text, semantic ID",
               "command": command, "date": time.strftime("%Y-%m-%d"), "config": asdict(cfg),
               "protocol": f"5-core, leave-one-out, full ranking, seen items masked; cold = "
                           f"test targets with <= {cfg.cold_max_count} training interactions "
                           f"({n_cold} of {records[0]['cases'] if records else 0} users)",
-              "summary": summary, "runs": records}
+              "summary": summary, "runs": records,
+              "ctr_protocol": ctr_protocol and _ctr_protocol(ctr_protocol, cfg),
+              "ctr_summary": ctr_summary, "ctr_runs": ctr_records}
     write_json(folder / "results.json", report)
     atomic_write_text(folder / "results.md", report_markdown(report))
     paths = [str(folder / "results.json"), str(folder / "results.md")]
-    chart = write_chart(summary, folder / "chart.png", report["title"])
+    chart = write_chart(summary, folder / "chart.png", report["title"], ctr_summary)
     if chart:
         paths.append(str(chart))
     report["paths"] = paths
     return report
+
+
+def _ctr_protocol(meta: dict[str, Any], cfg: RepresentationBenchConfig) -> str:
+    return (f"CTR on {cfg.dataset} ({cfg.ctr_model.upper()}, {cfg.ctr_epochs} epochs at most): "
+            f"rating >= {meta['config']['click_threshold']:g} is a click, no k-core, split "
+            f"`{meta['config']['split']}` ({meta['train']:,} / {meta['valid']:,} / "
+            f"{meta['test']:,} samples); rare = items with fewer than {cfg.rare_items} "
+            f"training samples")
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -200,14 +352,18 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 COLUMNS = ("ndcg@10", "recall@10", "cold_ndcg@10", "cold_recall@10", "parameters",
            "train_seconds", "latency_ms_per_user")
+CTR_COLUMNS = ("auc", "logloss", "gauc", "rare_auc", "parameters", "train_seconds",
+               "latency_ms_per_1000")
 
 
-def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(records: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS
+              ) -> list[dict[str, Any]]:
+    """Mean and std over seeds of every column, per variant (in order of appearance)."""
     out = []
     for variant in dict.fromkeys(r["variant"] for r in records):
         runs = [r for r in records if r["variant"] == variant]
         row: dict[str, Any] = {"variant": variant, "seeds": [r["seed"] for r in runs]}
-        for col in COLUMNS:
+        for col in columns:
             values = [float(r[col]) for r in runs if r.get(col) is not None]
             if values:
                 row[col] = _mean_std(values)
@@ -229,18 +385,50 @@ def summary_table(summary: list[dict[str, Any]], markdown: bool = False) -> str:
     return format_table(headers, rows, markdown=markdown)
 
 
+def ctr_summary_table(summary: list[dict[str, Any]], markdown: bool = False) -> str:
+    headers = ["variant", "seeds", "AUC", "logloss", "GAUC", "AUC rare items", "params",
+               "train s", "infer ms/1k"]
+    digits = (4, 4, 4, 4, 0, 0, 2)
+    rows = [[row["variant"], len(row["seeds"])]
+            + ["" if row.get(col) is None else _fmt(row[col], d)
+               for col, d in zip(CTR_COLUMNS, digits)] for row in summary]
+    return format_table(headers, rows, markdown=markdown)
+
+
 def _fmt(v: dict[str, float], digits: int) -> str:
     mean = f"{v['mean']:,.{digits}f}"
     return mean if v["std"] == 0 else f"{mean} ± {v['std']:,.{digits}f}"
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    return (f"# {report['title']}\n\n`{report['command']}` ({report['date']})\n\n"
-            f"{report['protocol']}.\n\n{summary_table(report['summary'], markdown=True)}\n")
+    out = f"# {report['title']}\n\n`{report['command']}` ({report['date']})\n\n"
+    if report["summary"]:
+        out += (f"## Sequential recommendation\n\n{report['protocol']}.\n\n"
+                f"{summary_table(report['summary'], markdown=True)}\n")
+    if report.get("ctr_summary"):
+        out += (f"\n## CTR\n\n{report['ctr_protocol']}.\n\n"
+                f"{ctr_summary_table(report['ctr_summary'], markdown=True)}\n")
+    return out
 
 
-def write_chart(summary: list[dict[str, Any]], path: Path, title: str) -> Path | None:
-    """Bars of NDCG@10 (all users and cold) per variant; ``None`` without matplotlib."""
+def _bars(ax: Any, summary: list[dict[str, Any]], columns: tuple[tuple[str, str], ...],
+          ylabel: str, bottom: float = 0.0) -> None:
+    names = [r["variant"] for r in summary]
+    x = np.arange(len(names))
+    for k, (col, label) in enumerate(columns):
+        means = [r.get(col, {}).get("mean", bottom) for r in summary]
+        stds = [r.get(col, {}).get("std", 0.0) for r in summary]
+        ax.bar(x + (k - 0.5) * 0.4, np.subtract(means, bottom), 0.4, bottom=bottom, yerr=stds,
+               capsize=3, label=label)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def write_chart(summary: list[dict[str, Any]], path: Path, title: str,
+                ctr_summary: list[dict[str, Any]] | None = None) -> Path | None:
+    """Bars of NDCG@10 (all users and cold targets) per sequential variant and, beside them,
+    of AUC (all and rare items) per CTR variant; ``None`` without matplotlib or results."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -248,18 +436,18 @@ def write_chart(summary: list[dict[str, Any]], path: Path, title: str) -> Path |
     except ImportError:
         log.warning("matplotlib is not installed (pip install 'llmrec[bench]'): no chart")
         return None
-    names = [r["variant"] for r in summary]
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 3, 4))
-    for offset, col, label in ((-0.2, "ndcg@10", "all users"),
-                               (0.2, "cold_ndcg@10", "cold targets")):
-        means = [r.get(col, {}).get("mean", 0.0) for r in summary]
-        stds = [r.get(col, {}).get("std", 0.0) for r in summary]
-        ax.bar(x + offset, means, 0.4, yerr=stds, capsize=3, label=label)
-    ax.set_xticks(x, names, rotation=20, ha="right")
-    ax.set_ylabel("NDCG@10 (full ranking)")
-    ax.set_title(title, fontsize=10)
-    ax.legend()
+    panels = [(summary, (("ndcg@10", "all users"), ("cold_ndcg@10", "cold targets")),
+               "NDCG@10 (full ranking)", 0.0), (ctr_summary or [], (
+                   ("auc", "all samples"), ("rare_auc", "rare items")), "CTR AUC", 0.5)]
+    panels = [p for p in panels if p[0]]
+    if not panels:
+        return None
+    widths = [1.3 * len(p[0]) + 2 for p in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 1, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, (rows, columns, ylabel, bottom) in zip(axes[0], panels):
+        _bars(ax, rows, columns, ylabel, bottom)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")

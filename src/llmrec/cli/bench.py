@@ -30,15 +30,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--json", action="store_true", help="print the JSON report")
     k.set_defaults(func=cmd_knowledge)
     r = bsub.add_parser("representations", help="items as ID, text vectors, ID+text (SASRec) "
-                        "and semantic vs random IDs (TIGER): accuracy, cold start and cost")
-    r.add_argument("--dataset", default="ml-100k")
-    r.add_argument("--seeds", type=int, default=3, help="number of seeds (42, 43, ...)")
-    r.add_argument("--variants", help="comma-separated subset (default: all)")
+                        "and semantic vs random IDs (TIGER), and the same for CTR (DIN): "
+                        "accuracy, cold start and cost")
+    r.add_argument("--config", help="TOML file of benchmark settings (flags override it), e.g. "
+                   "benchmarks/configs/ml-100k/representations.toml")
+    r.add_argument("--dataset")
+    r.add_argument("--seeds", type=int, help="number of seeds (42, 43, ...; default 3)")
+    r.add_argument("--variants", help="comma-separated subset (default: all but "
+                   "tiger-sequential and tiger-collaborative)")
+    r.add_argument("--ctr-model", help="CTR backbone of the ctr-* variants (default: din)")
     r.add_argument("--sasrec-epochs", type=int, help="cap SASRec epochs (default: 200)")
     r.add_argument("--tiger-epochs", type=int, help="cap TIGER epochs (default: 30)")
     r.add_argument("--patience", type=int, help="early-stopping patience of every model")
-    r.add_argument("--cold-max-count", type=int, default=20,
-                   help="cold test targets have at most this many training interactions")
+    r.add_argument("--cold-max-count", type=int,
+                   help="cold test targets have at most this many training interactions "
+                   "(default 20)")
     r.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/"
                    "representations)")
     r.add_argument("--json", action="store_true", help="print the JSON report")
@@ -73,41 +79,49 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
 
 
 def cmd_representations(args: argparse.Namespace) -> int:
-    from ..bench.representations import (RepresentationBenchConfig,
+    from ..bench.representations import (ctr_summary_table, load_bench_config,
                                          run_representation_bench, summary_table)
     from ..errors import ConfigError
 
-    for name in ("seeds", "sasrec_epochs", "tiger_epochs", "patience"):
+    for name in ("seeds", "sasrec_epochs", "tiger_epochs", "patience", "cold_max_count"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, not {value}")
-    cfg = RepresentationBenchConfig(dataset=args.dataset,
-                                    seeds=tuple(range(42, 42 + args.seeds)),
-                                    cold_max_count=args.cold_max_count)
+    overrides: dict = {}
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    if args.seeds:
+        overrides["seeds"] = list(range(42, 42 + args.seeds))
     if args.variants:
-        cfg.variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        overrides["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.cold_max_count:
+        overrides["cold_max_count"] = args.cold_max_count
+    if args.ctr_model:
+        overrides["ctr_model"] = args.ctr_model
+    cfg = load_bench_config(args.config, overrides)
     if args.sasrec_epochs:
         cfg.sasrec["epochs"] = args.sasrec_epochs
     if args.tiger_epochs:
         cfg.tiger["epochs"] = args.tiger_epochs
     if args.patience:
         cfg.sasrec["patience"] = cfg.tiger["patience"] = args.patience
-    cfg.__post_init__()                                  # validate the variants
-    command = ["llmrec", "bench", "representations", "--dataset", args.dataset,
-               "--seeds", str(args.seeds)]
-    for flag, value in (("--variants", args.variants if args.variants else None),
-                        ("--sasrec-epochs", args.sasrec_epochs),
-                        ("--tiger-epochs", args.tiger_epochs), ("--patience", args.patience)):
+    command = ["llmrec", "bench", "representations"]
+    for flag, value in (("--config", args.config), ("--dataset", args.dataset),
+                        ("--seeds", args.seeds), ("--variants", args.variants),
+                        ("--ctr-model", args.ctr_model), ("--sasrec-epochs", args.sasrec_epochs),
+                        ("--tiger-epochs", args.tiger_epochs), ("--patience", args.patience),
+                        ("--cold-max-count", args.cold_max_count)):
         if value is not None:
             command += [flag, str(value)]
-    if args.cold_max_count != 20:
-        command += ["--cold-max-count", str(args.cold_max_count)]
     report = run_representation_bench(cfg, args.output, command=shlex.join(command),
                                       progress=not args.quiet)
     if args.json:
         print_json(report)
         return 0
-    print(f"{report['title']}\n{report['protocol']}")
-    print(summary_table(report["summary"]))
+    print(report["title"])
+    if report["summary"]:
+        print(f"\n{report['protocol']}\n{summary_table(report['summary'])}")
+    if report["ctr_summary"]:
+        print(f"\n{report['ctr_protocol']}\n{ctr_summary_table(report['ctr_summary'])}")
     print(f"\nreport: {'  '.join(report['paths'])}")
     return 0

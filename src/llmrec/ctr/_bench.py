@@ -125,15 +125,19 @@ def fit_and_test(model: CTRModel, data: CTRData, *, run_dir: Path | None = None,
     return test, model.predict(test), prestore_seconds
 
 
-def _run(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRData | None,
-         cfg: KnowledgeBenchConfig, folder: Path, key_parts: dict, progress: bool) -> dict:
+def run_cached(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRData | None,
+               cfg: KnowledgeBenchConfig, folder: Path, key_parts: dict, progress: bool,
+               label: str | None = None) -> dict:
+    """One (backbone, knowledge on/off, seed) run on ``kdata`` (knowledge) or ``base``, or its
+    stored record: the record is named by a hash of the model config and ``key_parts`` (which
+    must identify the data: samples, knowledge vectors, extra item fields)."""
     options = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": seed,
                "learning_rate": cfg.learning_rate, "threads": cfg.threads,
                **_options(cfg, knowledge), "knowledge": knowledge}
     model = CTR_MODELS[name](**options)
     key = content_hash({"model": name, "config": to_dict(model.config), **key_parts,
                         "knowledge": key_parts["knowledge"] if knowledge else None})
-    stem = f"{name}-{'knowledge' if knowledge else 'base'}-{seed}-{key[:12]}"
+    stem = f"{name}-{label or ('knowledge' if knowledge else 'base')}-{seed}-{key[:12]}"
     record_path = folder / f"{stem}.json"
     if record_path.exists():
         return {**json.loads(record_path.read_text()), "cached": True}
@@ -239,7 +243,7 @@ def run_knowledge_bench(cfg: KnowledgeBenchConfig, output: str | Path | None = N
                  "knowledge": {"source": cfg.source, "encoder": tables.encoder,
                                "vectors": _array_hash(tables.item, tables.user)}}
     runs = llmrec_home() / "bench" / "ctr-runs"
-    records = [_run(name, knowledge, seed, base, kdata, cfg, runs, key_parts, progress)
+    records = [run_cached(name, knowledge, seed, base, kdata, cfg, runs, key_parts, progress)
                for name in cfg.models for knowledge in (False, True) for seed in cfg.seeds]
     summary = summarize(records)
     for row in summary:

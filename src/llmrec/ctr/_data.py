@@ -153,6 +153,24 @@ class CTRData:
         return replace(self, item_knowledge=item, user_knowledge=user,
                        schema=replace(self.schema, knowledge_dim=item.shape[1]))
 
+    def with_item_codes(self, codes: np.ndarray, prefix: str = "sid") -> CTRData:
+        """A copy whose items carry one more categorical field per column of ``codes``
+        (n_items, L), integers >= 0 such as the levels of semantic IDs: field
+        ``f"{prefix}{l}"`` holds ``codes[:, l] + 1`` (0 stays "unknown")."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[0] != self.schema.n_items \
+                or not np.issubdtype(codes.dtype, np.integer) or (codes < 0).any():
+            raise DataError(f"item codes must be non-negative integers of shape "
+                            f"({self.schema.n_items}, L), not {codes.dtype} {codes.shape}")
+        names = [f"{prefix}{level}" for level in range(codes.shape[1])]
+        taken = [n for n in names if n in self.schema.item_fields]
+        if taken:
+            raise DataError(f"the items already have a field {taken[0]!r}")
+        fields = {**self.schema.item_fields,
+                  **{n: int(codes[:, k].max(initial=0)) + 2 for k, n in enumerate(names)}}
+        table = np.concatenate([self.item_table, codes.astype(np.int64) + 1], axis=1)
+        return replace(self, item_table=table, schema=replace(self.schema, item_fields=fields))
+
     def without_knowledge(self) -> CTRData:
         """A copy without knowledge vectors (what a model with prestored vectors serves from)."""
         return replace(self, item_knowledge=None, user_knowledge=None)
