@@ -8,7 +8,8 @@ same full-ranking metrics with seen items masked:
   projects them), so any item with a text can be recommended;
 - ``sasrec-id+text``: both, summed;
 - ``sasrec-id+knowledge``: as ``sasrec-id+text``, the text being the item metadata followed by
-  the item's stored LLM knowledge (``llmrec knowledge generate``; items only are needed);
+  the item's stored LLM knowledge (``llmrec knowledge generate``; items only are needed;
+  stored results are keyed by these vectors, so new knowledge means new runs);
 - ``tiger-rqkmeans`` / ``tiger-rqvae``: TIGER over semantic IDs of the same text vectors;
 - ``tiger-pq``: TIGER over product-quantized codes (MOTOR-style: parallel, not residual, levels);
 - ``tiger-random``: TIGER over random IDs of the same shape (the control: semantics or not);
@@ -150,10 +151,6 @@ def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.
     if variant.startswith("sasrec-"):
         item_input = variant[len("sasrec-"):].replace("knowledge", "text")
         model = SASRec(**{**cfg.sasrec, "item_input": item_input, "seed": seed})
-        if variant.endswith("knowledge"):
-            from ..tokenize.dataset import text_vectors
-
-            vectors = text_vectors(ds, cfg.encoder, knowledge=True)
         return model.set_item_vectors(vectors) if model.config.item_input != "id" else model
     method = TIGER_METHODS[variant]
     opts: dict[str, Any] = {"levels": cfg.id_levels, "codebook_size": cfg.id_codebook_size,
@@ -299,17 +296,26 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
     data = _data(cfg) if seq_variants else None
     records = []
     for variant in seq_variants:
+        inputs, knowledge = data, None
+        if variant.endswith("+knowledge"):       # metadata + stored LLM knowledge, encoded
+            from ..tokenize import array_hash
+            from ..tokenize.dataset import text_vectors
+
+            ds, split, _ = data
+            inputs = (ds, split, text_vectors(ds, cfg.encoder, knowledge=True))
+            knowledge = array_hash(inputs[2])    # new knowledge in the store: new runs
         for seed in cfg.seeds:
             key = content_hash({"variant": variant, "seed": seed, "dataset": cfg.dataset,
                                 "cold": cfg.cold_max_count, "encoder": cfg.encoder,
-                                "model": _resolved(variant, cfg)})
+                                "model": _resolved(variant, cfg),
+                                **({"knowledge": knowledge} if knowledge else {})})
             path = folder / "runs" / f"{variant}-{seed}-{key[:12]}.json"
             if path.exists():
                 import json
                 record = json.loads(path.read_text())
             else:
                 log.info("%s seed %d: training", variant, seed)
-                record = run_one(variant, seed, cfg, data, progress)
+                record = run_one(variant, seed, cfg, inputs, progress)
                 write_json(path, record)
             log.info("%s seed %d: ndcg@10 %.4f (cold %s), %.0f s", variant, seed,
                      record["ndcg@10"], record["cold_ndcg@10"], record["train_seconds"])
