@@ -93,7 +93,7 @@ def test_show_and_stats(resumed_store, capsys) -> None:
     store = str(resumed_store[0])
     code, out, err = cli(capsys, "knowledge", "show", "--item", "1", "--store", store, "--prompt")
     assert code == 0, err
-    assert "item 1  [item@1, smollm2-135m-instruct, item:1" in out
+    assert "item 1  [item@2, smollm2-135m-instruct, item:1" in out
     assert "Movie: Toy Story (1995)" in out and "\ngenre:" in out
     code, out, _ = cli(capsys, "knowledge", "show", "--user", "1", "--store", store)
     assert code == 0 and "user 1 (individual)" in out

@@ -5,6 +5,8 @@ Tiny templates and a handful of entities keep it quick; see conftest.py.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -34,8 +36,13 @@ def test_individual_extraction_then_rerun_is_all_cache_hits(ml100k_split, local_
     with KnowledgeStore(path) as store:
         rows = store.count()
         item = store.get_item(ds.items.id(0))
-        assert item.ok and item.kind == "item" and item.template == "item@1"
+        assert item.ok and item.kind == "item" and item.template == "item@2"
         assert [ln.split(":")[0] for ln in item.text.splitlines()] == list(FACTORS)
+        for t in (item, store.get_user(ds.users.id(0))):   # the word rule of the grammar
+            words = [w for ln in t.text.splitlines() for w in ln.split(":", 1)[1].split()]
+            assert 0 < len(words) <= 2 * len(FACTORS), t.text
+            word = re.compile(r"[A-Za-z0-9][A-Za-z0-9'&-]{0,11},?")
+            assert all(word.fullmatch(w) for w in words), t.text
         assert "Toy Story (1995)" in item.prompt[-1]["content"]
         user = store.get_user(ds.users.id(0))
         assert user.ok and user.kind == "user" and user.model["model"] == PACKAGED_MODEL_NAME

@@ -6,6 +6,7 @@ A template file (``templates/NAME.toml``, see the packaged ones) holds::
     output                 "factor_lines": one "factor: text" line per factor
                            "factor_list":  a numbered list of factor names (the factors step)
     max_tokens, temperature, retry_temperature, words_per_factor
+    word                   GBNF of one word of a factor line (``constrain="grammar"``)
     system, user           text with {placeholders}
     [sampling]             more request fields, e.g. frequency_penalty (OpenAI and llama.cpp)
     [params]               numbers the prompt builders read (history length, ...)
@@ -65,6 +66,7 @@ class Template:
     temperature: float = 0.0
     retry_temperature: float = 0.8
     words_per_factor: int = 8
+    word: str = "[^ \\n:;]{1,12}"
     sampling: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -121,7 +123,7 @@ class Template:
             return f'root ::= {items}\nf ::= [A-Za-z] [^\\n:*.]{{1,24}}\n'
         lines = ' "\\n" '.join(f'"{f}:" v' for f in factors)
         return (f"root ::= {lines}\nv ::= (\" \" w){{1,{self.words_per_factor}}}\n"
-                "w ::= [^ \\n:;]{1,12}\n")
+                f"w ::= {self.word}\n")
 
     def json_schema(self, factors: list[str]) -> dict[str, Any]:
         if self.output == "factor_list":
