@@ -50,19 +50,29 @@ def test_knowledge_store_texts_and_costs(ds, llmrec_home):
         knowledge_texts("no-such-data", "item")
     store = knowledge.KnowledgeStore(knowledge.default_store_path("tiny"))
     common = dict(template="t@1", model={"name": "m"}, decoding={}, prompt=[], output="x")
+    store.put(key="k0", kind="item", entity="item:1", parsed={"genre": "old"},    # replaced
+              prompt_tokens=100, completion_tokens=50, seconds=9.0, **common)
+    store.link([("item:1", "k0")], "item")
     store.put(key="k1", kind="item", entity="item:1", parsed={"genre": "animation"},
               prompt_tokens=10, completion_tokens=5, seconds=1.5, **common)
     store.put(key="k2", kind="user", entity="user:7", parsed={"taste": "comedies"},
               prompt_tokens=20, completion_tokens=8, seconds=2.0, **common)
     store.link([("item:1", "k1")], "item")
     store.link([("user:7", "k2")], "individual")
+    store.put(key="c1", kind="cluster", entity="cluster:0", parsed={"taste": "dramas"},
+              prompt_tokens=30, completion_tokens=9, seconds=4.0, **common)
+    store.link([("user:7", "c1"), ("user:8", "c1")], "collective")
     store.close()
     assert knowledge_texts("tiny", "item") == (["1"], ["genre: animation"])
     assert knowledge_texts("tiny", "user") == (["7"], ["taste: comedies"])
+    # the costs of what is used: not the replaced item record, not another mode's records
     assert knowledge_costs("tiny") == {"llm_calls": 2, "llm_tokens": 43,
-                                       "generation_seconds": 3.5}
+                                       "generation_seconds": 3.5, "records": 2}
+    assert knowledge_costs("tiny", "collective") == {"llm_calls": 2, "llm_tokens": 54,
+                                                     "generation_seconds": 5.5, "records": 2}
+    assert knowledge_texts("tiny", "user", "collective") == (["7", "8"], ["taste: dramas"] * 2)
     with pytest.raises(LlmrecError, match="no user knowledge"):
-        knowledge_texts("tiny", "user", "collective")
+        knowledge_texts("tiny", "user", "incremental")
 
 
 def test_cli_encode_metadata_then_cache_hit(ds, tmp_path, capsys):

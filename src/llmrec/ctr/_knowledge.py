@@ -80,7 +80,7 @@ def knowledge_tables(ds: Dataset, data: CTRData, source: str = "metadata",
                 f"--profile-events {dcfg.profile_events}`, or use --knowledge-source metadata")
         item_keys, item_texts = knowledge_texts(store, "item")
         user_keys, user_texts = knowledge_texts(store, "user", user_mode)
-        costs.update(knowledge_costs(store))
+        costs.update(knowledge_costs(store, user_mode))
     items = encode_texts(item_keys, item_texts, encoder, progress=progress)
     users = encode_texts(user_keys, user_texts, encoder, progress=progress)
     item_table, item_found = items.align(ds.items.ids)

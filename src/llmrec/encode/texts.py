@@ -118,15 +118,12 @@ def knowledge_texts(dataset: str, kind: str,
     return list(texts), list(texts.values())
 
 
-def knowledge_costs(dataset: str) -> dict[str, Any]:
-    """What generating the stored knowledge of ``dataset`` cost, summed over every record:
-    ``llm_calls`` (attempts), ``llm_tokens`` (prompt + completion), ``generation_seconds``."""
+def knowledge_costs(dataset: str, user_mode: str = "individual") -> dict[str, Any]:
+    """What generating the knowledge that :func:`knowledge_texts` gives (items, and users in
+    ``user_mode``) cost: ``llm_calls`` (attempts), ``llm_tokens`` (prompt + completion),
+    ``generation_seconds`` (summed call latencies), over the records behind those texts."""
     store = _open_store(dataset)
     try:
-        stats = store.stats()
+        return store.export_costs("item", user_mode)
     finally:
         store.close()
-    return {"llm_calls": int(sum(s["calls"] or 0 for s in stats)),
-            "llm_tokens": int(sum((s["prompt_tokens"] or 0) + (s["completion_tokens"] or 0)
-                                  for s in stats)),
-            "generation_seconds": round(float(sum(s["seconds"] or 0 for s in stats)), 1)}

@@ -219,17 +219,37 @@ class KnowledgeStore:
     def get_user(self, user_id: object, mode: str = "individual") -> Record | None:
         return self.linked(f"user:{user_id}", mode)
 
+    def _latest(self, mode: str) -> dict[str, tuple[str, str]]:
+        """``{raw id: (record key, parsed json)}`` of the latest ok record linked in ``mode``."""
+        rows = self.db.execute(
+            "SELECT l.entity, r.key, r.parsed FROM links l JOIN records r ON r.key = l.key"
+            " WHERE l.mode = ? AND r.status = 'ok' ORDER BY l.linked_at, l.rowid", (mode,))
+        return {entity.split(":", 1)[1]: (key, parsed)      # later links overwrite earlier
+                for entity, key, parsed in rows}
+
     def export(self, mode: str) -> dict[str, str]:
         """``{raw id: knowledge text}`` for every entity linked in ``mode`` (latest ok record);
         ``mode="item"`` gives item knowledge, the others user knowledge."""
-        rows = self.db.execute(
-            "SELECT l.entity, r.parsed FROM links l JOIN records r ON r.key = l.key"
-            " WHERE l.mode = ? AND r.status = 'ok' ORDER BY l.linked_at, l.rowid", (mode,))
-        out: dict[str, str] = {}
-        for entity, parsed in rows:  # later links overwrite earlier ones
-            out[entity.split(":", 1)[1]] = "\n".join(
-                f"{k}: {v}" for k, v in json.loads(parsed).items())
-        return out
+        return {raw: "\n".join(f"{k}: {v}" for k, v in json.loads(parsed).items())
+                for raw, (_, parsed) in self._latest(mode).items()}
+
+    def export_costs(self, *modes: str) -> dict[str, Any]:
+        """What the knowledge :meth:`export` gives for ``modes`` cost: LLM calls (attempts),
+        tokens and call seconds summed over the distinct records behind it, plus the latest
+        factors record. Records of other template versions or modes are not counted."""
+        keys = {key for mode in modes for key, _ in self._latest(mode).values()}
+        factors = self.db.execute("SELECT key FROM records WHERE kind = 'factors' AND status"
+                                  " = 'ok' ORDER BY updated_at DESC LIMIT 1").fetchone()
+        keys |= {factors[0]} if factors else set()
+        calls = tokens = 0
+        seconds = 0.0
+        for key in keys:
+            a, p, c, s = self.db.execute(
+                "SELECT attempts, prompt_tokens, completion_tokens, seconds FROM records"
+                " WHERE key = ?", (key,)).fetchone()
+            calls, tokens, seconds = calls + a, tokens + p + c, seconds + s
+        return {"llm_calls": calls, "llm_tokens": tokens, "generation_seconds": round(seconds, 1),
+                "records": len(keys)}
 
     # -- accounting -----------------------------------------------------------------------
     def stats(self) -> list[dict[str, Any]]:
