@@ -8,7 +8,8 @@ Deviations from the paper, following "A Systematic Review and Replicability Stud
 
 - Many epochs with early stopping on validation NDCG@10 (not a fixed small budget).
 - In a share of training samples (``last_mask_share``) only the last item is masked, the exact
-  shape of the inference task; the rest use random masking with ``mask_prob``.
+  shape of the inference task; the rest use random masking with ``mask_prob`` (0.4 by default;
+  the paper found 0.2 best on ML-1M, higher on sparser data).
 - Full-catalogue softmax cross-entropy over masked positions (as the paper), with tied input and
   output embeddings plus a per-item output bias and a transform head (Linear, GELU, LayerNorm).
 - Pre-LayerNorm blocks; positions counted from the most recent item; no attention-probability
@@ -37,7 +38,10 @@ class BERT4RecConfig(SequentialConfig):
     num_heads: int = 2
     ffn_size: int = 0               # 0 = 4 x embedding_size (as BERT)
     dropout: float = 0.2
-    mask_prob: float = 0.2
+    # Share of positions masked. 0.4, not the paper's 0.2 for ML-1M: more supervised positions
+    # per step; on ML-100K test NDCG@10 0.0834 -> 0.0881 (3 seeds; chosen on seed 42's
+    # validation score, 0.0913 -> 0.1014). Only-last masking (last_mask_share 0.5) was worse.
+    mask_prob: float = 0.4
     last_mask_share: float = 0.2
     scale_embeddings: bool = True   # item embeddings x sqrt(embedding_size), as BERT
     # Masked-item training learns from ~1 in 5 positions and improves in long plateaus:
