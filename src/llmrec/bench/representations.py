@@ -100,7 +100,6 @@ class RepresentationBenchConfig:
         if not self.seeds:
             raise ConfigError("at least one seed is needed")
         from ..ctr import CTR_MODELS
-
         from ..encode import ENCODERS
 
         if self.encoder not in ENCODERS:
@@ -377,28 +376,26 @@ def summarize(records: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS
     return out
 
 
+def _table(summary: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str],
+           markdown: bool) -> str:
+    """One row per variant: its name, seed count, then ``columns`` as mean ± std (4 decimals;
+    parameters and seconds whole, latencies 2)."""
+    digits = {"parameters": 0, "train_seconds": 0, "latency_ms_per_user": 2,
+              "latency_ms_per_1000": 2}
+    rows = [[row["variant"], len(row["seeds"])]
+            + ["" if row.get(col) is None else _fmt(row[col], digits.get(col, 4))
+               for col in columns] for row in summary]
+    return format_table(["variant", "seeds", *headers], rows, markdown=markdown)
+
+
 def summary_table(summary: list[dict[str, Any]], markdown: bool = False) -> str:
-    headers = ["variant", "seeds", "NDCG@10", "Recall@10", "cold NDCG@10", "cold Recall@10",
-               "params", "train s", "ms/user"]
-    digits = (4, 4, 4, 4, 0, 0, 2)
-    rows = []
-    for row in summary:
-        cells: list[Any] = [row["variant"], len(row["seeds"])]
-        for col, d in zip(COLUMNS, digits):
-            v = row.get(col)
-            cells.append("" if v is None else _fmt(v, d))
-        rows.append(cells)
-    return format_table(headers, rows, markdown=markdown)
+    return _table(summary, COLUMNS, ["NDCG@10", "Recall@10", "cold NDCG@10", "cold Recall@10",
+                                     "params", "train s", "ms/user"], markdown)
 
 
 def ctr_summary_table(summary: list[dict[str, Any]], markdown: bool = False) -> str:
-    headers = ["variant", "seeds", "AUC", "logloss", "GAUC", "AUC rare items", "params",
-               "train s", "infer ms/1k"]
-    digits = (4, 4, 4, 4, 0, 0, 2)
-    rows = [[row["variant"], len(row["seeds"])]
-            + ["" if row.get(col) is None else _fmt(row[col], d)
-               for col, d in zip(CTR_COLUMNS, digits)] for row in summary]
-    return format_table(headers, rows, markdown=markdown)
+    return _table(summary, CTR_COLUMNS, ["AUC", "logloss", "GAUC", "AUC rare items", "params",
+                                         "train s", "infer ms/1k"], markdown)
 
 
 def _fmt(v: dict[str, float], digits: int) -> str:
