@@ -105,13 +105,16 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_workers_share_the_port_replace_a_dead_worker_and_sum_metrics(serve_run):
+def test_workers_share_the_port_replace_a_dead_worker_and_sum_metrics(serve_run, tmp_path):
     """`--workers 2`: two forked servers answer on one port; SIGKILL of one is repaired by the
-    parent; /metrics counts every worker's requests; SIGTERM stops everything with status 0."""
+    parent; /metrics counts every worker's requests, also when a worker was killed while it
+    created its metric file (an empty file; it once failed the whole scrape in CI); SIGTERM
+    stops everything with status 0."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "llmrec", "-q", "serve", str(serve_run), "--port", str(port),
          "--encoder", "hashing", "--workers", "2"],
+        env={**os.environ, "TMPDIR": str(tmp_path)},      # where its metric files go
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,7 +144,11 @@ def test_workers_share_the_port_replace_a_dead_worker_and_sum_metrics(serve_run)
             answered[pid] = answered.get(pid, 0) + 1
             sent += 1
         assert set(answered) == now
-        metrics = httpx.get(url + "/metrics").text
+        folder, = tmp_path.glob("llmrec-metrics-*")
+        (folder / "counter_1.db").touch()   # a worker killed between creating and sizing it
+        reply = httpx.get(url + "/metrics")
+        assert reply.status_code == 200, reply.text
+        metrics = reply.text
         assert _metric(metrics, "llmrec_http_requests_total", route="/recommend",
                        status="200") == sent
         assert _metric(metrics, "llmrec_recommended_items_total") == 3 * sent

@@ -9,6 +9,7 @@ the config) and its Prometheus registry. Errors are JSON and name the field at f
     413 {"error": "request body over 1000000 bytes", "field": "body"}
 """
 
+import glob
 import logging
 import os
 import secrets
@@ -35,6 +36,28 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     from fastapi.responses import JSONResponse
 
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _WorkerMetrics:
+    """The metric files of every worker in ``folder``, summed (prometheus_client's
+    multiprocess merge), skipping empty files: a worker creates its file empty and then sizes
+    it, so an empty file is one being created right now or one left by a worker killed in
+    between, and prometheus_client cannot parse it (it fails the whole scrape)."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for path in glob.glob(os.path.join(self.folder, "*.db")):
+            try:
+                if os.path.getsize(path) > 0:
+                    files.append(path)
+            except FileNotFoundError:
+                pass
+        return MultiProcessCollector.merge(files, accumulate=True)
 
 
 class _Guard:
@@ -84,7 +107,7 @@ def create_app(artifacts: Artifacts):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, Response
     from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                                   Histogram, generate_latest, multiprocess)
+                                   Histogram, generate_latest)
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
     cfg = artifacts.config
@@ -187,9 +210,8 @@ def create_app(artifacts: Artifacts):
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         if multiprocess_dir:             # several workers: sum what every worker recorded
-            merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged, path=multiprocess_dir)
-            return Response(generate_latest(merged), media_type=CONTENT_TYPE_LATEST)
+            return Response(generate_latest(_WorkerMetrics(multiprocess_dir)),
+                            media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/recommend")
