@@ -92,12 +92,24 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 
 
+def added_option(default: Any) -> Any:
+    """A config field added after run folders existed: :func:`to_dict` leaves it out while it
+    holds ``default`` (which must keep the earlier behaviour), so the resolved configs, and
+    with them the run hashes, of earlier runs stay what they were."""
+    return dataclasses.field(default=default, metadata={"added": True})
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain data (lists for tuples, no None values: TOML has no null)."""
+    """Plain data (lists for tuples, no None values: TOML has no null; no
+    :func:`added_option` at its default)."""
+    def kept(v: Any, f: dataclasses.Field) -> bool:
+        value = getattr(v, f.name)
+        return value is not None and not (f.metadata.get("added") and value == f.default)
+
     def clean(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {f.name: clean(getattr(v, f.name)) for f in dataclasses.fields(v)
-                    if getattr(v, f.name) is not None}
+                    if kept(v, f)}
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         if isinstance(v, dict):

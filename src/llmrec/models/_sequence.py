@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import added_option
 from ..data import EvalCases, Interactions
 from ..train import TrainConfig, Trainer
 from ._items import ItemEmbedding
@@ -38,6 +39,10 @@ class SequentialConfig(TrainConfig):
     max_seq_len: int = 200
     item_input: Literal["id", "text", "id+text"] = "id"
     tied: bool = True               # score with the input item representations
+    # Training windows: "all" cuts every history into windows so that each transition is a
+    # target once; "last" keeps only each user's most recent window (one sample per user
+    # and epoch, as in the reference implementations of SASRec/BERT4Rec).
+    train_windows: Literal["all", "last"] = added_option("all")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,8 +61,10 @@ def pad_right(seqs: list[np.ndarray], pad: int, max_len: int) -> tuple[torch.Ten
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def windows(train: Interactions, size: int, step: int, min_len: int = 2) -> list[np.ndarray]:
-    """Cut every user's sequence into windows of ``size`` items, ``step`` apart, from the end.
+def windows(train: Interactions, size: int, step: int, min_len: int = 2,
+            keep: Literal["all", "last"] = "all") -> list[np.ndarray]:
+    """Cut every user's sequence into windows of ``size`` items, ``step`` apart, from the end
+    (``keep="last"``: only the most recent window of each user).
 
     With ``size = max_seq_len + 1`` and ``step = max_seq_len`` consecutive windows share one
     item, so each next-item transition is a training target exactly once.
@@ -68,7 +75,7 @@ def windows(train: Interactions, size: int, step: int, min_len: int = 2) -> list
         end = len(seq)
         while end >= min_len:
             out.append(seq[max(0, end - size):end])
-            if end - size <= 0:
+            if end - size <= 0 or keep == "last":
                 break
             end -= step
     return out

@@ -98,7 +98,7 @@ class BERT4Rec(SequentialRecommender):
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len
-        return windows(train, size=L, step=L)
+        return windows(train, size=L, step=L, keep=self.config.train_windows)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         items, lengths = batch["items"], batch["lengths"]                # (B, T), (B,)

@@ -68,7 +68,7 @@ class GRU4Rec(SequentialRecommender):
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len
-        return windows(train, size=L + 1, step=L)
+        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, lengths, valid, targets = shift_for_next_item(batch)

@@ -16,7 +16,8 @@ Deviations from the paper, each a known improvement:
   sqrt(d)): on ML-100K this lifted test NDCG@10 and above all the unmasked figures, see the
   README's results.
 - Positions are counted from the most recent item (so the result never depends on padding).
-- Long histories are cut into several training windows instead of keeping only the last one.
+- Long histories are cut into several training windows instead of keeping only the last one
+  (``train_windows="last"`` keeps only the last, as the reference implementations do).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class SASRec(SequentialRecommender):
 
     def _training_windows(self, train: Interactions) -> list[np.ndarray]:
         L = self.config.max_seq_len
-        return windows(train, size=L + 1, step=L)
+        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, lengths, valid, targets = shift_for_next_item(batch)
