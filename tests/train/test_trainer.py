@@ -12,6 +12,7 @@ from llmrec.data import leave_one_out
 from llmrec.errors import ConfigError
 from llmrec.models import SASRec
 from llmrec.testing import chain_interactions
+from llmrec.train._trainer import cosine_lr
 
 SMALL = dict(embedding_size=16, max_seq_len=10, batch_size=32, dropout=0.1, learning_rate=3e-3)
 
@@ -32,21 +33,40 @@ class Interrupted(SASRec):
         return super().training_batches(epoch, rng)
 
 
-def test_resume_gives_the_same_model_as_an_unbroken_run(chains, tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_gives_the_same_model_as_an_unbroken_run(chains, tmp_path, schedule):
     histories = chains.test_cases().histories(0, 30)
-    unbroken = SASRec(epochs=7, patience=100, **SMALL).fit(
+    opts = dict(epochs=7, patience=100, lr_schedule=schedule, **SMALL)
+    unbroken = SASRec(**opts).fit(
         chains.train, chains.valid_cases(), run_dir=tmp_path / "a", progress=False)
     with pytest.raises(KeyboardInterrupt):
-        Interrupted(epochs=7, patience=100, **SMALL).fit(
+        Interrupted(**opts).fit(
             chains.train, chains.valid_cases(), run_dir=tmp_path / "b", progress=False)
     log = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
-    resumed = SASRec(epochs=7, patience=100, **SMALL).fit(
+    resumed = SASRec(**opts).fit(
         chains.train, chains.valid_cases(), run_dir=tmp_path / "b", progress=False)
     assert resumed.fit_info["resumed_from"] == 3
     assert resumed.fit_info["best_epoch"] == unbroken.fit_info["best_epoch"]
     torch.testing.assert_close(resumed.score(histories), unbroken.score(histories),
                                rtol=0, atol=0)
+
+
+def test_cosine_schedule_lowers_the_learning_rate_to_zero_over_the_epochs(chains, tmp_path):
+    assert [cosine_lr(2.0, p) for p in (-1, 0, 0.5, 1, 2)] == pytest.approx([2, 2, 1, 0, 0])
+    model = SASRec(epochs=4, patience=100, lr_schedule="cosine", **SMALL)
+    model.fit(chains.train, chains.valid_cases(), run_dir=tmp_path, progress=False)
+    n = -(-model.fit_info["training_sequences"] // SMALL["batch_size"])     # batches per epoch
+    logged = [json.loads(line)["lr"] for line in (tmp_path / "train_log.jsonl").open()]
+    # the rate of each epoch's last batch
+    expected = [cosine_lr(3e-3, (e + (n - 1) / n) / 4) for e in range(4)]
+    assert logged == pytest.approx(expected) and logged[-1] < 3e-3 / n
+
+
+def test_constant_schedule_keeps_the_learning_rate_and_logs_none(chains, tmp_path):
+    model = SASRec(epochs=2, **SMALL)
+    model.fit(chains.train, chains.valid_cases(), run_dir=tmp_path, progress=False)
+    assert all("lr" not in json.loads(line) for line in (tmp_path / "train_log.jsonl").open())
 
 
 def test_early_stopping_restores_the_best_epoch(chains):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from ..config import require_positive
+from ..config import added_option, require_positive
 
 
 @dataclass
@@ -20,6 +21,10 @@ class TrainConfig(ModelConfig):
 
     Early stopping watches validation NDCG@10: training stops after ``patience`` evaluations
     without improvement and the best weights are restored.
+
+    ``lr_schedule="cosine"`` lowers the learning rate after every batch along half a cosine,
+    from ``learning_rate`` at the start to 0 at the end of epoch ``epochs`` (so ``epochs`` is
+    then the length of the schedule, not only a cap); ``"constant"`` keeps it.
     """
 
     epochs: int = 200
@@ -30,6 +35,7 @@ class TrainConfig(ModelConfig):
     eval_every: int = 1
     max_grad_norm: float = 5.0      # 0 disables gradient clipping
     threads: int = 0                # torch intra-op threads; 0 = torch's default (all cores)
+    lr_schedule: Literal["constant", "cosine"] = added_option("constant")
 
     def __post_init__(self) -> None:
         require_positive(self, "epochs", "batch_size", "learning_rate", "patience", "eval_every")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -130,7 +131,11 @@ class Trainer:
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
             bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", unit="seq",
                        disable=not self.progress, leave=False, dynamic_ncols=True)
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                if cfg.lr_schedule == "cosine":
+                    lr = cosine_lr(cfg.learning_rate, (epoch - 1 + i / len(batches)) / cfg.epochs)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
                 loss = model.loss(batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; "
@@ -148,6 +153,8 @@ class Trainer:
             bar.close()
             record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1),
                                       "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+            if cfg.lr_schedule != "constant":
+                record["lr"] = optimizer.param_groups[0]["lr"]
             if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 module.eval()
                 metrics = self._validate(model, valid)
@@ -192,8 +199,15 @@ class Trainer:
     def _report(self, record: dict, state: dict, monitor: str) -> None:
         parts = [f"epoch {record['epoch']}", f"loss {record['loss']:.4f}",
                  f"{record['samples_per_s']:.0f} seq/s"]
+        if "lr" in record:
+            parts.append(f"lr {record['lr']:.2e}")
         if f"valid_{monitor}" in record:
             best = state["best_score"]
             parts.append(f"valid {monitor} {record[f'valid_{monitor}']:.4f} "
                          f"(best {best:.4f} @ {state['best_epoch']})")
         log.info(" | ".join(parts), extra={"event": "epoch", **record})
+
+
+def cosine_lr(peak: float, progress: float) -> float:
+    """Half a cosine from ``peak`` at ``progress`` 0 to 0 at 1 (clamped outside [0, 1])."""
+    return peak * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
