@@ -63,7 +63,7 @@ def test_cosine_schedule_lowers_the_learning_rate_to_zero_over_the_epochs(chains
     assert logged == pytest.approx(expected) and logged[-1] < 3e-3 / n
 
 
-def test_constant_schedule_keeps_the_learning_rate_and_logs_none(chains, tmp_path):
+def test_constant_schedule_logs_no_learning_rate(chains, tmp_path):
     model = SASRec(epochs=2, **SMALL)
     model.fit(chains.train, chains.valid_cases(), run_dir=tmp_path, progress=False)
     assert all("lr" not in json.loads(line) for line in (tmp_path / "train_log.jsonl").open())
