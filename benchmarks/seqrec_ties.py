@@ -1,0 +1,66 @@
+"""Test scores of a finished run split by whether a user's test and validation events share a
+timestamp, i.e. whether the tie-break (not the clock) decided which of the two is the test one.
+
+    python benchmarks/seqrec_ties.py RUN_DIR [--k 10] [--mask history|none]
+
+Reads the saved model and its data (no training); prints the share of tied users and the mean
+NDCG/Recall@K of each group under the run's history-masking policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from llmrec._table import format_table
+from llmrec.data._split import TEST, VALID
+from llmrec.errors import LlmrecError
+from llmrec.eval import MASKS, evaluate
+from llmrec.runs import open_run
+
+
+def tied_to_validation(split, users: np.ndarray) -> np.ndarray:
+    """For each user: does their (first) test event have the timestamp of their last validation event?"""
+    inter = split.interactions
+    out = np.zeros(len(users), dtype=bool)
+    for k, u in enumerate(users):
+        lo, hi = inter.indptr[u], inter.indptr[u + 1]
+        part, ts = split.part[lo:hi], inter.timestamp[lo:hi]
+        valid_ts = ts[part == VALID]
+        out[k] = len(valid_ts) > 0 and ts[part == TEST][0] == valid_ts[-1]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("run_dir")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--mask", choices=MASKS, default=None, help="default: the run's own policy")
+    args = p.parse_args()
+    try:
+        run = open_run(args.run_dir)
+    except LlmrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if run.split.kind != "leave_one_out":
+        print(f"error: {args.run_dir}: split is {run.split.kind!r}; ties to the validation event "
+              "are defined for leave_one_out only", file=sys.stderr)
+        return 2
+    cases = run.split.test_cases()
+    mask = args.mask or run.config.eval.mask
+    per = evaluate(run.model, cases, ks=(args.k,), mask=mask, per_case=True)["per_case"]
+    tied = tied_to_validation(run.split, cases.users)
+    rows = []
+    for name, sel in [("tied to validation", tied), ("not tied", ~tied), ("all", np.ones_like(tied))]:
+        rows.append([name, int(sel.sum()), f"{sel.mean():.1%}",
+                     f"{per[f'ndcg@{args.k}'][sel].mean():.4f}",
+                     f"{per[f'recall@{args.k}'][sel].mean():.4f}"])
+    print(f"{args.run_dir} (mask={mask})")
+    print(format_table(["test users", "count", "share", f"ndcg@{args.k}", f"recall@{args.k}"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
