@@ -4,7 +4,10 @@ timestamp, i.e. whether the tie-break (not the clock) decided which of the two i
     python benchmarks/seqrec_ties.py RUN_DIR [--k 10] [--mask history|none]
 
 Reads the saved model and its data (no training); prints the share of tied users and the mean
-NDCG/Recall@K of each group under the run's history-masking policy.
+NDCG/Recall@K of each group under the run's history-masking policy. The last row breaks the
+tied users' ties the other way round: their validation item becomes the target and their test
+item the end of the history (neither was trained on), an estimate of how much the test score
+depends on the tie-break alone.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import numpy as np
 
 from llmrec._table import format_table
-from llmrec.data._split import TEST, VALID
+from llmrec.data._split import TEST, VALID, EvalCases, _concat, _indptr
 from llmrec.errors import LlmrecError
 from llmrec.eval import MASKS, evaluate
 from llmrec.runs import open_run
@@ -31,6 +34,20 @@ def tied_to_validation(split, users: np.ndarray) -> np.ndarray:
         valid_ts = ts[part == VALID]
         out[k] = len(valid_ts) > 0 and ts[part == TEST][0] == valid_ts[-1]
     return out
+
+
+def swapped(split, cases: EvalCases, which: np.ndarray) -> EvalCases:
+    """``cases`` (test cases) with the selected users' validation and test events swapped."""
+    hist, tgt = [], []
+    for k, u in enumerate(cases.users):
+        h, t = cases.history(k), cases.targets(k)
+        if which[k]:
+            valid = split.valid.sequence(u)
+            h, t = np.concatenate([h[:len(h) - len(valid)], t]), valid
+        hist.append(h)
+        tgt.append(t)
+    return EvalCases(cases.users, _indptr(hist), _concat(hist), _indptr(tgt), _concat(tgt),
+                     cases.n_items)
 
 
 def main() -> int:
@@ -57,6 +74,11 @@ def main() -> int:
         rows.append([name, int(sel.sum()), f"{sel.mean():.1%}",
                      f"{per[f'ndcg@{args.k}'][sel].mean():.4f}",
                      f"{per[f'recall@{args.k}'][sel].mean():.4f}"])
+    per_swapped = evaluate(run.model, swapped(run.split, cases, tied), ks=(args.k,), mask=mask,
+                           per_case=True)["per_case"]
+    rows.append(["all, tied ones swapped", len(tied), "100.0%",
+                 f"{per_swapped[f'ndcg@{args.k}'].mean():.4f}",
+                 f"{per_swapped[f'recall@{args.k}'].mean():.4f}"])
     print(f"{args.run_dir} (mask={mask})")
     print(format_table(["test users", "count", "share", f"ndcg@{args.k}", f"recall@{args.k}"], rows))
     return 0

@@ -49,6 +49,14 @@ class TestSASRecSampled(TestSASRec):
                          "loss": "sampled_softmax", "num_negatives": 8, **overrides})
 
 
+class TestSASRecPaperBlock(TestSASRec):
+    """The authors' block (residuals around normalised inputs) with their sqrt(d) scaling."""
+
+    def make_model(self, **overrides):
+        return SASRec(**{**SMALL, "epochs": 30, "learning_rate": 5e-3, "block": "paper",
+                         "scale_embeddings": True, **overrides})
+
+
 class TestBERT4Rec(RecommenderContract):
     model = "bert4rec"
 

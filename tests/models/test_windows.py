@@ -42,3 +42,16 @@ def test_an_added_option_at_its_default_leaves_earlier_run_hashes_alone():
     assert "train_windows" not in base.to_dict()["model"]
     assert same.hash() == base.hash() != other.hash()
     assert other.to_dict()["model"]["train_windows"] == "last"
+
+
+def test_sasrec_block_option_keeps_old_hashes_and_builds_the_block_it_names():
+    from llmrec.models._transformer import SASRecPaperBlock, TransformerBlock
+    base = load_config(model="sasrec", dataset="ml-100k")
+    same = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="pre_ln"'])
+    paper = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="paper"'])
+    assert same.hash() == base.hash() != paper.hash()
+    train = histories([25, 3])
+    for block, cls in [("pre_ln", TransformerBlock), ("paper", SASRecPaperBlock)]:
+        model = SASRec(max_seq_len=10, embedding_size=8, block=block, epochs=1)
+        model.fit(train)
+        assert {type(b) for b in model.module.blocks} == {cls}

@@ -1,4 +1,5 @@
-"""A pre-LayerNorm transformer block shared by SASRec and BERT4Rec, and position helpers."""
+"""Transformer blocks (pre-LayerNorm, shared by SASRec and BERT4Rec; SASRec's authors' block)
+and position helpers."""
 
 from __future__ import annotations
 
@@ -35,6 +36,45 @@ class TransformerBlock(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, D)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class SASRecPaperBlock(nn.Module):
+    """The block of the SASRec authors' code (kang205/SASRec, and its PyTorch port pmixer/
+    SASRec.pytorch), kept as published:
+
+        q = LN(x);  x = q + Attn(q, x, x)            keys/values unnormalised, dropout on the
+        h = LN(x);  x = h + Drop(W2 Drop(ReLU(W1 h)))  attention probabilities
+
+    Both residuals start from a normalised tensor, so the input's scale (the paper multiplies
+    item embeddings by sqrt(d)) never accumulates along the stack as it does in a pre-LN block.
+    """
+
+    def __init__(self, d: int, num_heads: int, dropout: float, ffn_size: int):
+        super().__init__()
+        if d % num_heads:
+            raise ValueError(f"embedding_size {d} is not divisible by num_heads {num_heads}")
+        self.h = num_heads
+        self.p = dropout
+        self.ln1 = nn.LayerNorm(d, eps=1e-8)
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d, eps=1e-8)
+        self.ffn = nn.Sequential(nn.Linear(d, ffn_size), nn.Dropout(dropout), nn.ReLU(),
+                                 nn.Linear(ffn_size, d), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D); attn_mask: (B, 1, T, T) bool, True = may attend."""
+        B, T, D = x.shape
+        q_in = self.ln1(x)
+        k, v = self.kv(x).split(D, dim=2)
+        q, k, v = (t.view(B, T, self.h, D // self.h).transpose(1, 2)
+                   for t in (self.q(q_in), k, v))                                  # (B,H,T,d)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.p if self.training else 0.0)
+        x = q_in + self.proj(y.transpose(1, 2).reshape(B, T, D))
+        h = self.ln2(x)
+        return h + self.ffn(h)
 
 
 def reverse_positions(lengths: torch.Tensor, T: int) -> torch.Tensor:
