@@ -38,11 +38,12 @@ def tied_to_validation(split, users: np.ndarray) -> np.ndarray:
 
 def swapped(split, cases: EvalCases, which: np.ndarray) -> EvalCases:
     """``cases`` (test cases) with the selected users' validation and test events swapped."""
+    valid_events = split.valid
     hist, tgt = [], []
     for k, u in enumerate(cases.users):
         h, t = cases.history(k), cases.targets(k)
         if which[k]:
-            valid = split.valid.sequence(u)
+            valid = valid_events.sequence(u)
             h, t = np.concatenate([h[:len(h) - len(valid)], t]), valid
         hist.append(h)
         tgt.append(t)
@@ -67,18 +68,17 @@ def main() -> int:
         return 2
     cases = run.split.test_cases()
     mask = args.mask or run.config.eval.mask
-    per = evaluate(run.model, cases, ks=(args.k,), mask=mask, per_case=True)["per_case"]
     tied = tied_to_validation(run.split, cases.users)
+    per, per_swapped = (evaluate(run.model, c, ks=(args.k,), mask=mask, per_case=True)["per_case"]
+                        for c in (cases, swapped(run.split, cases, tied)))
+    everyone = np.ones_like(tied)
     rows = []
-    for name, sel in [("tied to validation", tied), ("not tied", ~tied), ("all", np.ones_like(tied))]:
+    for name, scores, sel in [("tied to validation", per, tied), ("not tied", per, ~tied),
+                              ("all", per, everyone),
+                              ("all, tied ones swapped", per_swapped, everyone)]:
         rows.append([name, int(sel.sum()), f"{sel.mean():.1%}",
-                     f"{per[f'ndcg@{args.k}'][sel].mean():.4f}",
-                     f"{per[f'recall@{args.k}'][sel].mean():.4f}"])
-    per_swapped = evaluate(run.model, swapped(run.split, cases, tied), ks=(args.k,), mask=mask,
-                           per_case=True)["per_case"]
-    rows.append(["all, tied ones swapped", len(tied), "100.0%",
-                 f"{per_swapped[f'ndcg@{args.k}'].mean():.4f}",
-                 f"{per_swapped[f'recall@{args.k}'].mean():.4f}"])
+                     f"{scores[f'ndcg@{args.k}'][sel].mean():.4f}",
+                     f"{scores[f'recall@{args.k}'][sel].mean():.4f}"])
     print(f"{args.run_dir} (mask={mask})")
     print(format_table(["test users", "count", "share", f"ndcg@{args.k}", f"recall@{args.k}"], rows))
     return 0

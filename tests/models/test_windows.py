@@ -5,6 +5,7 @@ import numpy as np
 from llmrec.data import Interactions
 from llmrec.models import SASRec
 from llmrec.models._sequence import windows
+from llmrec.models._transformer import SASRecPaperBlock, TransformerBlock
 from llmrec.runs import load_config
 
 
@@ -45,7 +46,6 @@ def test_an_added_option_at_its_default_leaves_earlier_run_hashes_alone():
 
 
 def test_sasrec_block_option_keeps_old_hashes_and_builds_the_block_it_names():
-    from llmrec.models._transformer import SASRecPaperBlock, TransformerBlock
     base = load_config(model="sasrec", dataset="ml-100k")
     same = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="pre_ln"'])
     paper = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="paper"'])

@@ -8,6 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int,
+                         attn_mask: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """(B, T, D) projected queries, keys, values -> (B, T, D) attended values, heads merged."""
+    B, T, D = q.shape
+    q, k, v = (t.view(B, T, num_heads, D // num_heads).transpose(1, 2) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    return y.transpose(1, 2).reshape(B, T, D)
+
+
 class TransformerBlock(nn.Module):
     """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))).
 
@@ -29,12 +38,8 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D); attn_mask: (B, 1, T, T) bool, True = may attend."""
-        B, T, D = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
-        q, k, v = (t.view(B, T, self.h, D // self.h).transpose(1, 2) for t in (q, k, v))  # (B,H,T,d)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        y = y.transpose(1, 2).reshape(B, T, D)
-        x = x + self.drop(self.proj(y))
+        q, k, v = self.qkv(self.ln1(x)).split(x.shape[2], dim=2)
+        x = x + self.drop(self.proj(multi_head_attention(q, k, v, self.h, attn_mask)))
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
@@ -65,14 +70,11 @@ class SASRecPaperBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D); attn_mask: (B, 1, T, T) bool, True = may attend."""
-        B, T, D = x.shape
         q_in = self.ln1(x)
-        k, v = self.kv(x).split(D, dim=2)
-        q, k, v = (t.view(B, T, self.h, D // self.h).transpose(1, 2)
-                   for t in (self.q(q_in), k, v))                                  # (B,H,T,d)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.p if self.training else 0.0)
-        x = q_in + self.proj(y.transpose(1, 2).reshape(B, T, D))
+        k, v = self.kv(x).split(x.shape[2], dim=2)
+        y = multi_head_attention(self.q(q_in), k, v, self.h, attn_mask,
+                                 dropout_p=self.p if self.training else 0.0)
+        x = q_in + self.proj(y)
         h = self.ln2(x)
         return h + self.ffn(h)
 

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Interactions
 from ..config import added_option
+from ..data import Interactions
 from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
                         shift_for_next_item, windows)
 from ._items import ItemEmbedding
