@@ -1,6 +1,7 @@
 """Training windows of the sequential models, and options added after runs existed."""
 
 import numpy as np
+import torch
 
 from llmrec.data import Interactions
 from llmrec.models import SASRec
@@ -55,3 +56,22 @@ def test_sasrec_block_option_keeps_old_hashes_and_builds_the_block_it_names():
         model = SASRec(max_seq_len=10, embedding_size=8, block=block, epochs=1)
         model.fit(train)
         assert {type(b) for b in model.module.blocks} == {cls}
+
+
+def test_sasrec_positions_option_keeps_old_hashes_and_never_depends_on_padding():
+    base = load_config(model="sasrec", dataset="ml-100k")
+    same = load_config(model="sasrec", dataset="ml-100k", sets=['model.positions="from_end"'])
+    start = load_config(model="sasrec", dataset="ml-100k", sets=['model.positions="from_start"'])
+    assert same.hash() == base.hash() != start.hash()
+    train = histories([25, 3, 12])
+    scores = {}
+    for positions in ("from_end", "from_start"):
+        model = SASRec(max_seq_len=10, embedding_size=8, positions=positions, epochs=2, seed=3)
+        model.fit(train)
+        short = [train.sequence(1)]
+        alone = model._score(short, None)
+        padded = model._score(short + [train.sequence(0)], None)[:1]   # padded to 10 items
+        assert torch.allclose(alone, padded, atol=1e-5)
+        scores[positions] = alone
+    # Same seed, same data: only the position ids differ, and they change the scores.
+    assert not torch.allclose(scores["from_end"], scores["from_start"], atol=1e-3)

@@ -18,7 +18,10 @@ Deviations from the paper, each a known improvement:
 - ``block="paper"`` swaps in the block of the authors' code instead (residuals around the
   normalised inputs, ReLU, dropout on attention probabilities; see
   :class:`._transformer.SASRecPaperBlock`), usually with ``scale_embeddings=True``.
-- Positions are counted from the most recent item (so the result never depends on padding).
+- Positions are counted from the most recent item by default (so the result never depends on
+  padding); ``positions="from_start"`` counts them from the first item of the window, as the
+  authors' code does (with right padding and causal attention this does not depend on padding
+  either, and it tells the last state how long the history is).
 - Long histories are cut into several training windows instead of keeping only the last one
   (``train_windows="last"`` keeps only the last, as the reference implementations do).
 """
@@ -55,6 +58,8 @@ class SASRecConfig(SequentialConfig):
     scale_embeddings: bool = False
     # "pre_ln": x + Drop(f(LN(x))) blocks with GELU; "paper": the authors' block (above).
     block: Literal["pre_ln", "paper"] = added_option("pre_ln")
+    # Position ids: "from_end" (the last item is 0) or "from_start" (the first item is 0).
+    positions: Literal["from_end", "from_start"] = added_option("from_end")
 
 
 class SASRecModule(nn.Module):
@@ -62,6 +67,7 @@ class SASRecModule(nn.Module):
         super().__init__()
         d = cfg.embedding_size
         self.scale = math.sqrt(d) if cfg.scale_embeddings else 1.0
+        self.from_start = cfg.positions == "from_start"
         self.items = items                                  # index n_items = padding
         self.pos_emb = nn.Embedding(cfg.max_seq_len, d)
         nn.init.normal_(self.pos_emb.weight, std=1 / math.sqrt(d))
@@ -74,7 +80,9 @@ class SASRecModule(nn.Module):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """items (B, T), lengths (B,) -> states (B, T, D)."""
         T = items.shape[1]
-        x = self.items(items) * self.scale + self.pos_emb(reverse_positions(lengths, T))
+        pos = (torch.arange(T).expand_as(items) if self.from_start
+               else reverse_positions(lengths, T))
+        x = self.items(items) * self.scale + self.pos_emb(pos)
         x = self.drop(x)
         mask = attention_mask(lengths, T, causal=True)
         for block in self.blocks:
