@@ -1,9 +1,12 @@
 """Training windows of the sequential models, and options added after runs existed."""
 
 import numpy as np
+import pytest
 import torch
+from torch import nn
 
 from llmrec.data import Interactions
+from llmrec.errors import ConfigError
 from llmrec.models import SASRec
 from llmrec.models._sequence import windows
 from llmrec.models._transformer import SASRecPaperBlock, TransformerBlock
@@ -75,3 +78,36 @@ def test_sasrec_positions_option_keeps_old_hashes_and_never_depends_on_padding()
         scores[positions] = alone
     # Same seed, same data: only the position ids differ, and they change the scores.
     assert not torch.allclose(scores["from_end"], scores["from_start"], atol=1e-3)
+
+
+def test_init_std_option_keeps_old_hashes_and_draws_every_weight_from_it():
+    base = load_config(model="sasrec", dataset="ml-100k")
+    same = load_config(model="sasrec", dataset="ml-100k", sets=["model.init_std=0.0"])
+    small = load_config(model="sasrec", dataset="ml-100k", sets=["model.init_std=0.02"])
+    assert same.hash() == base.hash() != small.hash()
+    with pytest.raises(ConfigError, match="init_std"):
+        SASRec(init_std=-0.1)
+    train = histories([25, 3, 12])
+    d = 32
+    # One epoch at a negligible learning rate leaves the weights where fit() put them.
+    default = SASRec(max_seq_len=10, embedding_size=d, epochs=1, learning_rate=1e-9, seed=3)
+    normal = SASRec(max_seq_len=10, embedding_size=d, epochs=1, learning_rate=1e-9, seed=3,
+                    init_std=0.02, block="paper")
+    default.fit(train)
+    normal.fit(train)
+    table = default.module.items.table_emb.weight
+    assert abs(table[:-1].std().item() - 1 / d ** 0.5) < 0.02      # the layer's own N(0, 1/d)
+    layers = [m for m in normal.module.modules() if isinstance(m, (nn.Linear, nn.Embedding))]
+    assert {type(m) for m in layers} == {nn.Linear, nn.Embedding}
+    for m in layers:
+        w = m.weight.detach()
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            assert not w[m.padding_idx].any()                         # padding stays zero
+            w = torch.cat([w[:m.padding_idx], w[m.padding_idx + 1:]])
+        assert abs(w.std().item() - 0.02) < 0.004, m
+        if isinstance(m, nn.Linear):
+            assert torch.count_nonzero(m.bias.detach().abs() > 1e-6) == 0
+    # LayerNorms keep their identity initialisation.
+    for m in normal.module.modules():
+        if isinstance(m, nn.LayerNorm):
+            assert torch.allclose(m.weight, torch.ones_like(m.weight), atol=1e-6)

@@ -43,6 +43,10 @@ class SequentialConfig(TrainConfig):
     # target once; "last" keeps only each user's most recent window (one sample per user
     # and epoch, as in the reference implementations of SASRec/BERT4Rec).
     train_windows: Literal["all", "last"] = added_option("all")
+    # Weight initialisation: 0 keeps each layer's own (item tables N(0, 1/d), PyTorch's layer
+    # defaults); > 0 draws every Linear and Embedding weight from N(0, init_std) with zero
+    # biases, as BERT/GPT and the reference SASRec implementations do (they use 0.02).
+    init_std: float = added_option(0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +54,8 @@ class SequentialConfig(TrainConfig):
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         if self.max_seq_len < 2 or self.embedding_size < 1:
             raise ValueError("max_seq_len must be >= 2 and embedding_size >= 1")
+        if not 0 <= self.init_std < 1:
+            raise ValueError(f"init_std must be in [0, 1), not {self.init_std}")
 
 
 def pad_right(seqs: list[np.ndarray], pad: int, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,6 +65,18 @@ def pad_right(seqs: list[np.ndarray], pad: int, max_len: int) -> tuple[torch.Ten
     out = np.full((len(seqs), max(1, int(lengths.max(initial=1)))), pad, dtype=np.int64)
     out[np.arange(out.shape[1]) < lengths[:, None]] = np.concatenate(seqs) if seqs else []
     return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def normal_init(module: nn.Module, std: float) -> None:
+    """N(0, std) for every Linear and Embedding weight, zero biases, padding rows kept zero."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
 
 
 def windows(train: Interactions, size: int, step: int, min_len: int = 2,
@@ -124,6 +142,8 @@ class SequentialRecommender(Recommender):
              progress: bool, valid_mask: str) -> None:
         torch.manual_seed(self.config.seed)
         self.module = self._build()
+        if self.config.init_std:
+            normal_init(self.module, self.config.init_std)
         self._windows = self._training_windows(train)
         if not self._windows:
             raise ValueError("no user has 2 or more training interactions")
