@@ -96,7 +96,7 @@ def test_init_std_option_keeps_old_hashes_and_draws_every_weight_from_it():
     default.fit(train)
     normal.fit(train)
     table = default.module.items.table_emb.weight
-    assert abs(table[:-1].std().item() - 1 / d ** 0.5) < 0.02      # the layer's own N(0, 1/d)
+    assert abs(table[:-1].std().item() - 1 / d ** 0.5) < 0.02      # the layer's own std 1/sqrt(d)
     layers = [m for m in normal.module.modules() if isinstance(m, (nn.Linear, nn.Embedding))]
     assert {type(m) for m in layers} == {nn.Linear, nn.Embedding}
     for m in layers:

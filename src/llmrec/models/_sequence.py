@@ -43,8 +43,8 @@ class SequentialConfig(TrainConfig):
     # target once; "last" keeps only each user's most recent window (one sample per user
     # and epoch, as in the reference implementations of SASRec/BERT4Rec).
     train_windows: Literal["all", "last"] = added_option("all")
-    # Weight initialisation: 0 keeps each layer's own (item tables N(0, 1/d), PyTorch's layer
-    # defaults); > 0 draws every Linear and Embedding weight from N(0, init_std) with zero
+    # Weight initialisation: 0 keeps each layer's own (item tables std 1/sqrt(d), PyTorch's layer
+    # defaults); > 0 draws every Linear and Embedding weight with std init_std (normal), zero
     # biases, as BERT/GPT and the reference SASRec implementations do (they use 0.02).
     init_std: float = added_option(0.0)
 

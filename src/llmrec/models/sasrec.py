@@ -24,7 +24,7 @@ Deviations from the paper, each a known improvement:
   either, and it tells the last state how long the history is).
 - Long histories are cut into several training windows instead of keeping only the last one
   (``train_windows="last"`` keeps only the last, as the reference implementations do).
-- Item tables start at N(0, 1/d) and the other layers at PyTorch's defaults; ``init_std=0.02``
+- Item tables start with std 1/sqrt(d) and the other layers at PyTorch's defaults; ``init_std=0.02``
   draws every Linear and Embedding weight from N(0, 0.02) instead, as the reference
   implementations do.
 """
