@@ -33,7 +33,7 @@ from . import __version__
 from ._io import atomic_write_text, content_hash, llmrec_home, write_json
 from ._log import log_to
 from ._table import format_table
-from .config import dumps_toml, from_dict, read_toml, to_dict
+from .config import added_option, dumps_toml, from_dict, read_toml, to_dict
 from .data import Dataset, Preprocessing, Split, load_dataset, make_split
 from .errors import ConfigError, LlmrecError, UnknownUserError
 from .eval import DEFAULT_KS, evaluate
@@ -57,9 +57,11 @@ class DataConfig:
     split: Literal["leave_one_out", "temporal"] = "leave_one_out"
     valid_fraction: float = 0.1     # temporal split only
     test_fraction: float = 0.1      # temporal split only
+    ties: Literal["file", "random"] = added_option("file")
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(self.min_rating, self.dedup, self.user_core, self.item_core)
+        return Preprocessing(self.min_rating, self.dedup, self.user_core, self.item_core,
+                             self.ties)
 
 
 @dataclass

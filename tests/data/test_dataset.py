@@ -66,6 +66,40 @@ def test_chronological_with_file_order_tie_break():
     assert ds.items.to_raw(ds.interactions.sequence(0)).tolist() == ["a", "z", "b", "y"]
 
 
+def tied_rows(n_users=200):
+    """Every user rates a, b, c, d in one second (file order a b c d), then e later."""
+    return [(str(u), it, t, 1) for u in range(n_users)
+            for it, t in (("a", 7), ("b", 7), ("c", 7), ("d", 7), ("e", 9))]
+
+
+def test_random_ties_shuffle_each_user_alike_on_every_run_and_keep_time_order():
+    rows = tied_rows()
+    file = build_dataset("t", frame(rows))
+    rand = build_dataset("t", frame(rows), preprocessing=Preprocessing(ties="random"))
+    again = build_dataset("t", frame(rows), preprocessing=Preprocessing(ties="random"))
+    assert np.array_equal(rand.interactions.item, again.interactions.item)
+    seqs = [tuple(rand.items.to_raw(rand.interactions.sequence(u))) for u in range(200)]
+    assert all(s[-1] == "e" and sorted(s[:4]) == list("abcd") for s in seqs)
+    assert all(tuple(file.items.to_raw(file.interactions.sequence(u))) == tuple("abcde")
+               for u in range(200))
+    # not one global item order: which tied item comes last before "e" varies by user
+    last_tied = [s[3] for s in seqs]
+    assert {last_tied.count(x) for x in "abcd"} <= set(range(30, 71)), last_tied
+    assert len(set(seqs)) > 12
+
+
+def test_ties_option_keeps_earlier_run_hashes_and_reaches_the_data():
+    from llmrec.runs import load_config
+    base = load_config(model="pop", dataset="ml-100k")
+    same = load_config(model="pop", dataset="ml-100k", sets=['data.ties="file"'])
+    rand = load_config(model="pop", dataset="ml-100k", sets=['data.ties="random"'])
+    assert "ties" not in base.to_dict()["data"]
+    assert same.hash() == base.hash() != rand.hash()
+    assert rand.data.preprocessing() == Preprocessing(user_core=5, item_core=5, ties="random")
+    with pytest.raises(ConfigError, match="data.ties"):
+        load_config(model="pop", dataset="ml-100k", sets=['data.ties="item"'])
+
+
 def test_vocabulary_natural_order_and_lookup():
     v = Vocabulary.from_values(["10", "9", "100"])
     assert v.ids.tolist() == ["9", "10", "100"]
@@ -99,3 +133,5 @@ def test_bad_preprocessing_options():
         Preprocessing(dedup="sometimes")
     with pytest.raises(ConfigError):
         Preprocessing(user_core=-1)
+    with pytest.raises(ConfigError, match="ties"):
+        Preprocessing(ties="item")

@@ -2,11 +2,20 @@
 
 Chronological order and ties
 ----------------------------
-Each user's events are sorted by timestamp; events with the same timestamp keep the order of
-the rows in the source file (a stable sort). The tie-break never looks at the item id, so it
-does not favour low or high ids, and it is the same on every run. ML-100K has about 50,000
-same-user same-timestamp pairs; with this rule its last (test) item is the one listed last in
-``u.data``. Sources without timestamps use row order as time.
+Each user's events are sorted by timestamp. Events with the same timestamp are ordered by
+``Preprocessing.ties``:
+
+- ``"file"`` (default): the order of the rows in the source file (a stable sort), the rule of
+  most published pipelines. ML-100K has about 50,000 same-user same-timestamp pairs; with this
+  rule its last (test) item is the one listed last in ``u.data``.
+- ``"random"``: a pseudo-random order per user, a fixed hash of the (user, item) pair, the same
+  on every run. Use it where the file order inside a user is not time: ML-1M's
+  ``ratings.dat`` lists each user's movies in an order shared across users (the movie
+  database's, not the rating clock), so under ``"file"`` a model can learn which of several
+  movies rated in the same second the file puts last, and 42% of ML-1M's test items share
+  their second with the item before them. ``benchmarks/seqrec_ties.py RUN_DIR`` measures both.
+
+Sources without timestamps use row order as time (ties cannot occur).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from ..errors import ConfigError, DataError
 from ._interactions import Interactions
 from ._vocab import Vocabulary
 
+TIES = ("file", "random")
 INTERACTION_SCHEMA = {"user_id": pl.String, "item_id": pl.String, "rating": pl.Float32,
                       "timestamp": pl.Int64}
 
@@ -36,16 +46,21 @@ class Preprocessing:
       time, or ``"none"`` to keep all (repeat consumption).
     - ``user_core`` / ``item_core``: repeatedly drop users with fewer than ``user_core`` events
       and items with fewer than ``item_core`` events until both hold (0 = off).
+    - ``ties``: the order of a user's events with the same timestamp, ``"file"`` or
+      ``"random"`` (see the module docstring).
     """
 
     min_rating: float | None = None
     dedup: Literal["first", "last", "none"] = "first"
     user_core: int = 0
     item_core: int = 0
+    ties: Literal["file", "random"] = "file"
 
     def __post_init__(self) -> None:
         if self.dedup not in ("first", "last", "none"):
             raise ConfigError(f"dedup must be 'first', 'last' or 'none', not {self.dedup!r}")
+        if self.ties not in TIES:
+            raise ConfigError(f"ties must be 'file' or 'random', not {self.ties!r}")
         for name in ("user_core", "item_core"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, "
@@ -101,6 +116,15 @@ def _kcore(df: pl.DataFrame, user_core: int, item_core: int) -> pl.DataFrame:
             df = df.filter(pl.len().over("item_id") >= item_core)
         if df.height == n:
             return df
+
+
+def _pair_hash(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """splitmix64 of (user, item): a fixed pseudo-random tie-break key."""
+    x = (u.astype(np.uint64) << np.uint64(32)) | i.astype(np.uint64)
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _features(vocab: Vocabulary, key: str, table: pl.DataFrame | None, what: str) -> pl.DataFrame:
@@ -161,8 +185,10 @@ def build_dataset(name: str, interactions: pl.DataFrame, items: pl.DataFrame | N
                   on="user_id")
             .join(pl.DataFrame({"item_id": item_vocab.ids.tolist(),
                                 "i": np.arange(len(item_vocab), dtype=np.int32)}),
-                  on="item_id")
-            .sort(["u", "timestamp", "_row"]))
+                  on="item_id"))
+    if prep.ties == "random":
+        df = df.with_columns(_row=pl.Series(_pair_hash(df["u"].to_numpy(), df["i"].to_numpy())))
+    df = df.sort(["u", "timestamp", "_row"])
     inter = Interactions(df["u"].to_numpy(), df["i"].to_numpy(), df["timestamp"].to_numpy(),
                          df["rating"].fill_null(float("nan")).to_numpy(),
                          len(user_vocab), len(item_vocab))
