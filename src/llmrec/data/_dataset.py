@@ -10,8 +10,8 @@ Each user's events are sorted by timestamp. Events with the same timestamp are o
   rule its last (test) item is the one listed last in ``u.data``.
 - ``"random"``: a pseudo-random order per user, a fixed hash of the (user, item) pair, the same
   on every run. Use it where the file order inside a user is not time: ML-1M's
-  ``ratings.dat`` lists each user's movies in an order shared across users (the movie
-  database's, not the rating clock), so under ``"file"`` a model can learn which of several
+  ``ratings.dat`` lists each user's movies in one order shared across users, not the rating
+  clock's, so under ``"file"`` a model can learn which of several
   movies rated in the same second the file puts last, and 42% of ML-1M's test items share
   their second with the item before them. ``benchmarks/seqrec_ties.py RUN_DIR`` measures both.
 
