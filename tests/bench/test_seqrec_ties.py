@@ -36,22 +36,3 @@ def test_tied_users_are_found_and_their_last_two_events_swapped():
     # the originals are untouched
     assert cases.history(0).tolist() == [1, 2, 3] and cases.targets(0).tolist() == [4]
 
-
-def test_tie_order_agreement_tells_one_global_item_order_from_a_random_one():
-    ties = load_script()
-    rng = np.random.default_rng(0)
-    n_users, group = 60, [3, 4, 5, 6]           # every user rates items 3-6 in one second
-    user = np.repeat(np.arange(n_users), 5)
-    ts = np.tile([1, 2, 2, 2, 2], n_users)
-    fixed = np.tile([0] + group, n_users)
-    shuffled = np.concatenate([[0] + rng.permutation(group).tolist() for _ in range(n_users)])
-    nan = np.full(len(user), np.nan)
-    pairs, agree = ties.tie_order_agreement(Interactions(user, fixed, ts, nan, n_users, 7))
-    assert pairs == 6 and agree == 1.0
-    pairs, agree = ties.tie_order_agreement(Interactions(user, shuffled, ts, nan, n_users, 7))
-    assert pairs == 6 and 0.5 <= agree < 0.75
-    # too few users share any pair, or nothing is tied: no figure
-    assert ties.tie_order_agreement(Interactions(user, fixed, ts, nan, n_users, 7),
-                                    min_users=61)[0] == 0
-    assert ties.tie_order_agreement(Interactions(user, fixed, np.arange(len(user)), nan,
-                                                 n_users, 7))[0] == 0

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmrec.data import Preprocessing, Vocabulary, build_dataset
+from llmrec.data import Interactions, Preprocessing, Vocabulary, build_dataset, describe
+from llmrec.data import tie_order_agreement
 from llmrec.errors import ConfigError, DataError
 
 
@@ -86,6 +87,26 @@ def test_random_ties_shuffle_each_user_alike_on_every_run_and_keep_time_order():
     last_tied = [s[3] for s in seqs]
     assert {last_tied.count(x) for x in "abcd"} <= set(range(30, 71)), last_tied
     assert len(set(seqs)) > 12
+
+
+def test_tie_order_agreement_tells_one_item_order_from_a_random_one():
+    rows = tied_rows()
+    file = build_dataset("t", frame(rows))
+    rand = build_dataset("t", frame(rows), preprocessing=Preprocessing(ties="random"))
+    pairs, agree = tie_order_agreement(file.interactions)
+    assert pairs == 3 and agree == 1.0                # a-b, b-c, c-d in every history
+    pairs, agree = tie_order_agreement(rand.interactions)
+    assert pairs == 6 and 0.5 <= agree < 0.75
+    assert tie_order_agreement(file.interactions, min_users=201) == (0, None)
+    info = describe(file)
+    assert info["tie_order"] == {"item_pairs": 3, "agreement": 1.0}
+    assert info["users_with_last_two_tied"] == 0.0     # e comes two seconds later
+    # a repeated item in one second carries no order; no ties at all gives no figure
+    one = Interactions(np.zeros(3, int), np.array([1, 1, 2]), np.array([5, 5, 6]),
+                       np.full(3, np.nan), 1, 3)
+    assert tie_order_agreement(one, min_users=1) == (0, None)
+    assert describe(build_dataset("t", frame(rows[:4] + [("0", "f", 7, 1)])))[
+        "users_with_last_two_tied"] == 1.0
 
 
 def test_ties_option_keeps_earlier_run_hashes_and_reaches_the_data():

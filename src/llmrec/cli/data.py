@@ -54,6 +54,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             ["items", f"{info['items']:,}"], ["density", f"{info['density']:.4%}"],
             ["mean sequence length", f"{info['mean_sequence_length']:.1f}"],
             ["same-user same-timestamp pairs", f"{info['same_user_same_timestamp_pairs']:,}"],
+            ["users whose last two events share a timestamp",
+             f"{info['users_with_last_two_tied']:.1%}"],
+            ["same-timestamp order agreement", _tie_order(info["tie_order"])],
             ["item columns", ", ".join(info["item_columns"])],
             ["user columns", ", ".join(info["user_columns"])]]
     print(format_table(["", "value"], rows))
@@ -67,6 +70,13 @@ def cmd_info(args: argparse.Namespace) -> int:
                            [[r, c, f"{c / total:.1%}", "#" * round(40 * c / total)]
                             for r, c in info["ratings"].items()]))
     return 0
+
+
+def _tie_order(t: dict) -> str:
+    if t["agreement"] is None:
+        return "n/a (no item pair tied in 10 users)"
+    return (f"{t['agreement']:.1%} of {t['item_pairs']:,} item pairs (random: ~60%; "
+            "one fixed item order: 100%, see data.ties)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
