@@ -35,4 +35,3 @@ def test_tied_users_are_found_and_their_last_two_events_swapped():
     assert out.history(1).tolist() == [5, 6] and out.targets(1).tolist() == [7]
     # the originals are untouched
     assert cases.history(0).tolist() == [1, 2, 3] and cases.targets(0).tolist() == [4]
-

@@ -111,7 +111,7 @@ def test_data_info_on_a_path(ml100k_slice):
     assert info["users"] == USERS and info["interactions"] > 5000
     assert 0 < info["users_with_last_two_tied"] < 1
     text = llmrec("data", "info", str(ml100k_slice)).stdout
-    assert "users whose last two events share a timestamp" in text
+    assert "whose last two share a timestamp" in text
     assert "same-timestamp order agreement" in text
 
 

@@ -93,20 +93,28 @@ def test_tie_order_agreement_tells_one_item_order_from_a_random_one():
     rows = tied_rows()
     file = build_dataset("t", frame(rows))
     rand = build_dataset("t", frame(rows), preprocessing=Preprocessing(ties="random"))
-    pairs, agree = tie_order_agreement(file.interactions)
-    assert pairs == 3 and agree == 1.0                # a-b, b-c, c-d in every history
-    pairs, agree = tie_order_agreement(rand.interactions)
-    assert pairs == 6 and 0.5 <= agree < 0.75
-    assert tie_order_agreement(file.interactions, min_users=201) == (0, None)
+    t = tie_order_agreement(file.interactions)
+    assert t["item_pairs"] == 3 and t["agreement"] == 1.0     # a-b, b-c, c-d everywhere
+    r = tie_order_agreement(rand.interactions)
+    assert r["item_pairs"] == 6 and abs(r["agreement"] - r["chance"]) < 0.08
+    assert 0.52 < t["chance"] < 0.54 and 0.52 < r["chance"] < 0.6  # pairs in 200 / ~67 users
+    assert tie_order_agreement(file.interactions, min_users=201)["agreement"] is None
     info = describe(file)
-    assert info["tie_order"] == {"item_pairs": 3, "agreement": 1.0}
+    assert info["tie_order"] == t
     assert info["users_with_last_two_tied"] == 0.0     # e comes two seconds later
     # a repeated item in one second carries no order; no ties at all gives no figure
     one = Interactions(np.zeros(3, int), np.array([1, 1, 2]), np.array([5, 5, 6]),
                        np.full(3, np.nan), 1, 3)
-    assert tie_order_agreement(one, min_users=1) == (0, None)
+    assert tie_order_agreement(one, min_users=1)["item_pairs"] == 0
     assert describe(build_dataset("t", frame(rows[:4] + [("0", "f", 7, 1)])))[
         "users_with_last_two_tied"] == 1.0
+
+
+def test_chance_agreement_is_the_binomial_expectation():
+    from llmrec.data._stats import _chance_agreement
+    assert _chance_agreement(1) == 1.0 and _chance_agreement(2) == 0.75  # 2 of 4 orders split
+    assert _chance_agreement(10) == pytest.approx(0.623, abs=1e-3)
+    assert 0.51 < _chance_agreement(1000) < 0.52
 
 
 def test_ties_option_keeps_earlier_run_hashes_and_reaches_the_data():

@@ -7,6 +7,7 @@ import argparse
 from .._table import format_table
 from ..data import REGISTRY, describe, fetch, is_fetched, load_dataset, dataset_dir
 from ..data import Preprocessing
+from ..data._stats import MIN_TIE_USERS
 from ._common import parse_columns, print_json
 
 
@@ -54,8 +55,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             ["items", f"{info['items']:,}"], ["density", f"{info['density']:.4%}"],
             ["mean sequence length", f"{info['mean_sequence_length']:.1f}"],
             ["same-user same-timestamp pairs", f"{info['same_user_same_timestamp_pairs']:,}"],
-            ["users whose last two events share a timestamp",
-             f"{info['users_with_last_two_tied']:.1%}"],
+            ["users (2+ events) whose last two share a timestamp",
+             "n/a" if info["users_with_last_two_tied"] is None
+             else f"{info['users_with_last_two_tied']:.1%}"],
             ["same-timestamp order agreement", _tie_order(info["tie_order"])],
             ["item columns", ", ".join(info["item_columns"])],
             ["user columns", ", ".join(info["user_columns"])]]
@@ -74,9 +76,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _tie_order(t: dict) -> str:
     if t["agreement"] is None:
-        return "n/a (no item pair tied in 10 users)"
-    return (f"{t['agreement']:.1%} of {t['item_pairs']:,} item pairs (random: ~60%; "
-            "one fixed item order: 100%, see data.ties)")
+        return f"n/a (no item pair at one timestamp in >= {MIN_TIE_USERS} users)"
+    return (f"{t['agreement']:.1%} of {t['item_pairs']:,} item pairs (random order: "
+            f"{t['chance']:.1%}; one fixed item order: 100%, see data.ties)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

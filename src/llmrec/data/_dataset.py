@@ -8,8 +8,9 @@ Each user's events are sorted by timestamp. Events with the same timestamp are o
 - ``"file"`` (default): the order of the rows in the source file (a stable sort), the rule of
   most published pipelines. ML-100K has about 50,000 same-user same-timestamp pairs; with this
   rule its last (test) item is the one listed last in ``u.data``.
-- ``"random"``: a pseudo-random order per user, a fixed hash of the (user, item) pair, the same
-  on every run. Use it where the file order inside a user is not time: ML-1M's
+- ``"random"``: a pseudo-random order per user, a fixed hash of the pair's (user, item)
+  indices: the same on every run of the same data and preprocessing (other filters number
+  users and items differently, and so shuffle differently). Use it where the file order inside a user is not time: ML-1M's
   ``ratings.dat`` lists each user's movies in one order shared across users, not the rating
   clock's, so under ``"file"`` a model can learn which of several
   movies rated in the same second the file puts last, and 42% of ML-1M's test items share
@@ -186,9 +187,11 @@ def build_dataset(name: str, interactions: pl.DataFrame, items: pl.DataFrame | N
             .join(pl.DataFrame({"item_id": item_vocab.ids.tolist(),
                                 "i": np.arange(len(item_vocab), dtype=np.int32)}),
                   on="item_id"))
+    order = ["u", "timestamp", "_row"]
     if prep.ties == "random":
-        df = df.with_columns(_row=pl.Series(_pair_hash(df["u"].to_numpy(), df["i"].to_numpy())))
-    df = df.sort(["u", "timestamp", "_row"])
+        df = df.with_columns(_tie=pl.Series(_pair_hash(df["u"].to_numpy(), df["i"].to_numpy())))
+        order.insert(2, "_tie")
+    df = df.sort(order)
     inter = Interactions(df["u"].to_numpy(), df["i"].to_numpy(), df["timestamp"].to_numpy(),
                          df["rating"].fill_null(float("nan")).to_numpy(),
                          len(user_vocab), len(item_vocab))
