@@ -10,11 +10,12 @@ Each user's events are sorted by timestamp. Events with the same timestamp are o
   rule its last (test) item is the one listed last in ``u.data``.
 - ``"random"``: a pseudo-random order per user, a fixed hash of the pair's (user, item)
   indices: the same on every run of the same data and preprocessing (other filters number
-  users and items differently, and so shuffle differently). Use it where the file order inside a user is not time: ML-1M's
-  ``ratings.dat`` lists each user's movies in one order shared across users, not the rating
-  clock's, so under ``"file"`` a model can learn which of several
-  movies rated in the same second the file puts last, and 42% of ML-1M's test items share
-  their second with the item before them. ``benchmarks/seqrec_ties.py RUN_DIR`` measures both.
+  users and items differently, and so shuffle differently). Use it where the file order
+  inside a user is not time: ML-1M's ``ratings.dat`` lists each user's movies in one order
+  shared across users, not the rating clock's, so under ``"file"`` a model can learn which of
+  several movies rated in the same second the file puts last, and 42% of ML-1M's test items
+  share their second with the item before them. ``llmrec data info`` and
+  ``benchmarks/seqrec_ties.py RUN_DIR`` measure both.
 
 Sources without timestamps use row order as time (ties cannot occur).
 """
