@@ -23,6 +23,7 @@ import numpy as np
 
 from llmrec._table import format_table
 from llmrec.data import tie_order_agreement
+from llmrec.data._stats import MIN_TIE_USERS
 from llmrec.data._split import TEST, VALID, EvalCases, _concat, _indptr
 from llmrec.errors import LlmrecError
 from llmrec.eval import MASKS, evaluate
@@ -89,7 +90,8 @@ def main() -> int:
     t = tie_order_agreement(run.dataset.interactions)
     print(f"tie order (data.ties={run.config.data.ties!r}): " + (
         "n/a, no item pair at one timestamp in enough users" if t["agreement"] is None else
-        f"{t['item_pairs']} item pairs follow each other at one timestamp in >= 10 users; "
+        f"{t['item_pairs']} item pairs follow each other at one timestamp in >= {MIN_TIE_USERS} "
+        "users; "
         f"{t['agreement']:.1%} of those users order the pair the majority's way "
         f"(a random order: {t['chance']:.1%}; one global item order: 100%)"))
     return 0

@@ -26,7 +26,7 @@ def describe(ds: Dataset) -> dict:
         "item_popularity": {f"p{p}": float(np.percentile(item_counts, p)) for p in PERCENTILES},
         "time_range": [int(inter.timestamp.min()), int(inter.timestamp.max())] if len(inter) else [],
     }
-    same = (inter.user[1:] == inter.user[:-1]) & (inter.timestamp[1:] == inter.timestamp[:-1])
+    same = _tied_with_next(inter)
     out["same_user_same_timestamp_pairs"] = int(same.sum())
     last = inter.indptr[1:] - 1
     has_two = np.diff(inter.indptr) >= 2
@@ -44,6 +44,11 @@ def describe(ds: Dataset) -> dict:
 
 
 MIN_TIE_USERS = 10
+
+
+def _tied_with_next(inter: Interactions) -> np.ndarray:
+    """For each event but the last: is the next one the same user's at the same timestamp?"""
+    return (inter.user[1:] == inter.user[:-1]) & (inter.timestamp[1:] == inter.timestamp[:-1])
 
 
 def _chance_agreement(n: int) -> float:
@@ -65,7 +70,7 @@ def tie_order_agreement(inter: Interactions, min_users: int = MIN_TIE_USERS) -> 
     against 0.60 by chance), an order a sequential model can learn and that decides which of
     several items rated at the same time is the test one. ``None``s when no pair qualifies.
     """
-    same = (inter.user[1:] == inter.user[:-1]) & (inter.timestamp[1:] == inter.timestamp[:-1])
+    same = _tied_with_next(inter)
     a = inter.item[:-1][same].astype(np.int64)
     b = inter.item[1:][same].astype(np.int64)
     a, b = a[a != b], b[a != b]                   # a repeated item carries no order
