@@ -119,11 +119,8 @@ def test_chance_agreement_is_the_binomial_expectation():
 
 def test_ties_option_keeps_earlier_run_hashes_and_reaches_the_data():
     from llmrec.runs import load_config
-    base = load_config(model="pop", dataset="ml-100k")
-    same = load_config(model="pop", dataset="ml-100k", sets=['data.ties="file"'])
-    rand = load_config(model="pop", dataset="ml-100k", sets=['data.ties="random"'])
-    assert "ties" not in base.to_dict()["data"]
-    assert same.hash() == base.hash() != rand.hash()
+    from llmrec.testing.options import check_added_option
+    rand = check_added_option('data.ties="file"', 'data.ties="random"', model="pop")
     assert rand.data.preprocessing() == Preprocessing(user_core=5, item_core=5, ties="random")
     with pytest.raises(ConfigError, match="data.ties"):
         load_config(model="pop", dataset="ml-100k", sets=['data.ties="item"'])

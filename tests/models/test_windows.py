@@ -10,7 +10,7 @@ from llmrec.errors import ConfigError
 from llmrec.models import SASRec
 from llmrec.models._sequence import windows
 from llmrec.models._transformer import SASRecPaperBlock, TransformerBlock
-from llmrec.runs import load_config
+from llmrec.testing.options import check_added_option
 
 
 def histories(lengths):
@@ -41,19 +41,12 @@ def test_sasrec_trains_on_the_windows_its_config_asks_for():
 
 
 def test_an_added_option_at_its_default_leaves_earlier_run_hashes_alone():
-    base = load_config(model="sasrec", dataset="ml-100k")
-    same = load_config(model="sasrec", dataset="ml-100k", sets=['model.train_windows="all"'])
-    other = load_config(model="sasrec", dataset="ml-100k", sets=['model.train_windows="last"'])
-    assert "train_windows" not in base.to_dict()["model"]
-    assert same.hash() == base.hash() != other.hash()
+    other = check_added_option('model.train_windows="all"', 'model.train_windows="last"')
     assert other.to_dict()["model"]["train_windows"] == "last"
 
 
 def test_sasrec_block_option_keeps_old_hashes_and_builds_the_block_it_names():
-    base = load_config(model="sasrec", dataset="ml-100k")
-    same = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="pre_ln"'])
-    paper = load_config(model="sasrec", dataset="ml-100k", sets=['model.block="paper"'])
-    assert same.hash() == base.hash() != paper.hash()
+    check_added_option('model.block="pre_ln"', 'model.block="paper"')
     train = histories([25, 3])
     for block, cls in [("pre_ln", TransformerBlock), ("paper", SASRecPaperBlock)]:
         model = SASRec(max_seq_len=10, embedding_size=8, block=block, epochs=1)
@@ -62,10 +55,7 @@ def test_sasrec_block_option_keeps_old_hashes_and_builds_the_block_it_names():
 
 
 def test_sasrec_positions_option_keeps_old_hashes_and_never_depends_on_padding():
-    base = load_config(model="sasrec", dataset="ml-100k")
-    same = load_config(model="sasrec", dataset="ml-100k", sets=['model.positions="from_end"'])
-    start = load_config(model="sasrec", dataset="ml-100k", sets=['model.positions="from_start"'])
-    assert same.hash() == base.hash() != start.hash()
+    check_added_option('model.positions="from_end"', 'model.positions="from_start"')
     train = histories([25, 3, 12])
     scores = {}
     for positions in ("from_end", "from_start"):
@@ -81,10 +71,7 @@ def test_sasrec_positions_option_keeps_old_hashes_and_never_depends_on_padding()
 
 
 def test_init_std_option_keeps_old_hashes_and_draws_every_weight_from_it():
-    base = load_config(model="sasrec", dataset="ml-100k")
-    same = load_config(model="sasrec", dataset="ml-100k", sets=["model.init_std=0.0"])
-    small = load_config(model="sasrec", dataset="ml-100k", sets=["model.init_std=0.02"])
-    assert same.hash() == base.hash() != small.hash()
+    check_added_option("model.init_std=0.0", "model.init_std=0.02")
     with pytest.raises(ConfigError, match="init_std"):
         SASRec(init_std=-0.1)
     train = histories([25, 3, 12])
