@@ -98,3 +98,47 @@ def test_init_std_option_keeps_old_hashes_and_draws_every_weight_from_it():
     for m in normal.module.modules():
         if isinstance(m, nn.LayerNorm):
             assert torch.allclose(m.weight, torch.ones_like(m.weight), atol=1e-6)
+
+
+def test_softmax_over_unseen_keeps_old_hashes_and_never_uses_window_items_as_negatives():
+    check_added_option('model.softmax_over="all"', 'model.softmax_over="unseen"')
+    with pytest.raises(ConfigError, match="softmax_over"):
+        SASRec(loss="bce", softmax_over="unseen")
+    # One window [0, 1, 2, 3] of a 6-item catalogue: targets 1, 2, 3; item 0 is only ever an
+    # input. With an untied output table, the output row of item 0 gets a gradient only as a
+    # negative, which "unseen" must take away; items 4 and 5 stay negatives either way.
+    train = Interactions(np.zeros(4, dtype=np.int64), np.arange(4), np.arange(4),
+                         np.full(4, np.nan), 1, 6)
+    grads = {}
+    for over in ("all", "unseen"):
+        model = SASRec(max_seq_len=10, embedding_size=8, tied=False, softmax_over=over,
+                       epochs=1, learning_rate=1e-9, seed=3)
+        model.fit(train)
+        model.module.train()
+        model.module.zero_grad()
+        batch = {"items": torch.tensor([[0, 1, 2, 3]]), "lengths": torch.tensor([4])}
+        model.loss(batch).backward()
+        grads[over] = model.module.items.out_emb.weight.grad.abs().sum(1)
+    assert grads["all"][0] > 0 and grads["unseen"][0] == 0
+    assert (grads["unseen"][4:] > 0).all() and (grads["unseen"][1:4] > 0).all()
+
+
+def test_full_cross_entropy_excluding_items_is_the_softmax_over_the_rest():
+    from llmrec.models._sequence import window_items
+    from llmrec.train.losses import full_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    hidden, weights = torch.randn(3, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    targets = torch.tensor([1, 2, 5])
+    exclude = window_items(torch.tensor([[0, 1, 2, 6], [0, 1, 2, 6], [3, 6, 6, 6]]), 6)
+    assert exclude.tolist() == [[True, True, True, False, False, False]] * 2 + \
+        [[False, False, False, True, False, False]]
+    logits = hidden @ weights.T
+    expected = []
+    for m, t in enumerate(targets.tolist()):
+        keep = [i for i in range(6) if not exclude[m, i] or i == t]   # the target always stays
+        expected.append(-torch.log_softmax(logits[m, keep], 0)[keep.index(t)])
+    assert torch.allclose(full_cross_entropy(hidden, weights, targets, exclude),
+                          torch.stack(expected).mean())
+    assert not torch.allclose(full_cross_entropy(hidden, weights, targets),
+                              torch.stack(expected).mean())

@@ -212,13 +212,22 @@ def shift_for_next_item(batch: dict[str, torch.Tensor]
     return inputs, input_lengths, valid, targets
 
 
+def window_items(items: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(B, T) padded windows -> (B, N) bool: which items each window holds."""
+    held = torch.zeros(len(items), n_items + 1, dtype=torch.bool)
+    held.scatter_(1, items, True)
+    return held[:, :n_items]                                              # drop the padding
+
+
 def next_item_loss(kind: str, hidden: torch.Tensor, weights: torch.Tensor,
-                   targets: torch.Tensor, num_negatives: int) -> torch.Tensor:
-    """Dispatch to the loss named in a model config ("ce", "bce" or "sampled_softmax")."""
+                   targets: torch.Tensor, num_negatives: int,
+                   exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Dispatch to the loss named in a model config ("ce", "bce" or "sampled_softmax");
+    ``exclude`` (M, N): items left out of each row's softmax ("ce" only)."""
     from ..train import losses
 
     if kind == "ce":
-        return losses.full_cross_entropy(hidden, weights, targets)
+        return losses.full_cross_entropy(hidden, weights, targets, exclude)
     if kind == "bce":
         return losses.binary_cross_entropy(hidden, weights, targets)
     return losses.sampled_softmax(hidden, weights, targets, num_negatives)

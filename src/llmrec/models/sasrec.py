@@ -9,6 +9,9 @@ Deviations from the paper, each a known improvement:
   Into Gold Loss: is BERT4Rec really better than SASRec?" (Klenitskiy & Vasilev, RecSys 2023)
   and gSASRec (Petrov & Macdonald, RecSys 2023); the paper's binary cross-entropy with one
   negative (``"bce"``) and a sampled softmax (``"sampled_softmax"``) are options.
+  ``softmax_over="unseen"`` leaves the other items of the training window out of the
+  softmax, so that a user's own items are never negatives (the reference's "SASRec+ 3000"
+  samples its negatives from the items the user has not interacted with).
 - Pre-LayerNorm blocks with a GELU feed-forward layer of ``ffn_size`` (default: the embedding
   size, as in the paper; the paper normalises queries only and uses ReLU); no dropout on
   attention probabilities.
@@ -42,7 +45,7 @@ from torch import nn
 from ..config import added_option
 from ..data import Interactions
 from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
-                        shift_for_next_item, windows)
+                        shift_for_next_item, window_items, windows)
 from ._items import ItemEmbedding
 from ._transformer import SASRecPaperBlock, TransformerBlock, attention_mask, reverse_positions
 
@@ -63,6 +66,16 @@ class SASRecConfig(SequentialConfig):
     block: Literal["pre_ln", "paper"] = added_option("pre_ln")
     # Position ids: "from_end" (the last item is 0) or "from_start" (the first item is 0).
     positions: Literal["from_end", "from_start"] = added_option("from_end")
+    # Which items the "ce" softmax ranks each target against: "all" (the catalogue) or
+    # "unseen" (leaves out the other items of the training window, so a user's own items are
+    # never negatives -- as the reference's "SASRec+ 3000" draws its negatives).
+    softmax_over: Literal["all", "unseen"] = added_option("all")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.softmax_over != "all" and self.loss != "ce":
+            raise ValueError(f'softmax_over="{self.softmax_over}" needs loss="ce", '
+                             f'not "{self.loss}"')
 
 
 class SASRecModule(nn.Module):
@@ -108,5 +121,9 @@ class SASRec(SequentialRecommender):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, lengths, valid, targets = shift_for_next_item(batch)
         states = self.module(inputs, lengths)                            # (B, T, D)
+        exclude = None
+        if self.config.softmax_over == "unseen":
+            rows = torch.arange(len(inputs)).unsqueeze(1).expand_as(valid)[valid]
+            exclude = window_items(batch["items"], self.n_items)[rows]     # (M, N)
         return next_item_loss(self.config.loss, states[valid], self.item_weights(),
-                              targets[valid], self.config.num_negatives)
+                              targets[valid], self.config.num_negatives, exclude)

@@ -10,10 +10,18 @@ import torch
 import torch.nn.functional as F
 
 
-def full_cross_entropy(hidden: torch.Tensor, weights: torch.Tensor,
-                       targets: torch.Tensor) -> torch.Tensor:
-    """Softmax over the whole catalogue (what makes SASRec reach published quality)."""
-    return F.cross_entropy(hidden @ weights.T, targets)                  # (M, N) logits
+def full_cross_entropy(hidden: torch.Tensor, weights: torch.Tensor, targets: torch.Tensor,
+                       exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over the whole catalogue (what makes SASRec reach published quality).
+
+    ``exclude`` (M, N) bool leaves items out of row m's softmax (the target never is).
+    """
+    logits = hidden @ weights.T                                           # (M, N)
+    if exclude is not None:
+        exclude = exclude.clone()
+        exclude[torch.arange(len(targets)), targets] = False
+        logits = logits.masked_fill(exclude, float("-inf"))
+    return F.cross_entropy(logits, targets)
 
 
 def binary_cross_entropy(hidden: torch.Tensor, weights: torch.Tensor, targets: torch.Tensor,
