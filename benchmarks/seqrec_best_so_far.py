@@ -45,9 +45,8 @@ def best_so_far(run_dir: Path) -> dict:
     model.module.eval()
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     best = max(log, key=lambda r: r["valid_ndcg@10"])
-    with torch.no_grad():
-        masked = score_run(model, split, cfg.eval)
-        unmasked = score_run(model, split, EvalConfig(cfg.eval.ks, "none", cfg.eval.batch_size))
+    masked = score_run(model, split, cfg.eval)                   # evaluate() runs without grad
+    unmasked = score_run(model, split, EvalConfig(cfg.eval.ks, "none", cfg.eval.batch_size))
     return {"run": run_dir.name, "seed": cfg.model_config.seed, "epochs": len(log),
             "best epoch": best["epoch"], "logged valid": best["valid_ndcg@10"],
             "valid ndcg@10": masked["valid"]["ndcg@10"],
