@@ -16,6 +16,8 @@ def test_wilcoxon_exact_hand_computed():
     # d = (1, 2, -3, 4, 5): W- = 3; subsets of ranks {1..5} with sum <= 3: {}, {1}, {2}, {3},
     # {1,2} -> p = 2 * 5/32
     assert paired_test(a, [1, 2, -3, 4, 5]).p_wilcoxon == pytest.approx(10 / 32)
+    # zero differences are dropped before ranking: the same exact p as without them
+    assert paired_test(np.zeros(8), [0, 1, 2, 0, 3, 4, 5, 0]).p_wilcoxon == pytest.approx(2 / 32)
 
 
 def test_paired_t_hand_computed():
