@@ -41,7 +41,7 @@ from ._table import format_table
 from .config import added_option, dumps_toml, from_dict, read_toml, to_dict
 from .data import Dataset, Preprocessing, Split, load_dataset, make_split
 from .errors import ConfigError, LlmrecError, UnknownUserError
-from .eval import DEFAULT_KS, Catalogue, evaluate, write_per_user
+from .eval import BEYOND, DEFAULT_KS, Catalogue, evaluate, write_per_user
 from .models import MODELS, Recommender, load_model
 from .train import ModelConfig
 
@@ -228,7 +228,12 @@ def metrics_table(metrics: dict[str, Any], ks: tuple[int, ...], markdown: bool =
     parts = [p for p in ("valid", "test", "test_unmasked", "test_masked") if p in metrics]
     names = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall", "mrr")]
     rows = [[p, *[metrics[p][n] for n in names]] for p in parts]
-    return format_table(["split", *names], rows, markdown=markdown)
+    table = format_table(["split", *names], rows, markdown=markdown)
+    beyond = [b for b in BEYOND if any(f"{b}@{k}" in metrics[p] for p in parts for k in ks)]
+    if not beyond:
+        return table
+    rows = [[p, k, *[metrics[p].get(f"{b}@{k}") for b in beyond]] for p in parts for k in ks]
+    return table + "\n\n" + format_table(["split", "K", *beyond], rows, markdown=markdown)
 
 
 @dataclass
