@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,7 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
         for name in ("checkpoint.safetensors", "best.safetensors", "train_log.jsonl",
                      "metrics.json", "metrics.md"):
             (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "per_user", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with log_to(run_dir / "log.jsonl"):
         ds, split = prepare(cfg)
