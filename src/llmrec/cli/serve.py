@@ -33,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
+    p.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                   help="a request body must arrive within this many seconds, else 408 and "
+                   "the connection is closed (default 10)")
     p.add_argument("--threads", type=int, default=1, help="torch/FAISS threads (default 1)")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the port and the loaded artifacts (forked "
@@ -78,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be in 1..64, not {args.workers}")
     cfg = ServeConfig.load(args.config, item_vectors=args.item_vectors, encoder=args.encoder,
                            index=args.index, ranker=args.ranker, api_key=api_key,
+                           body_timeout=args.body_timeout,
                            weights=parse_weights(args.weights) if args.weights else None)
     _check_port(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
