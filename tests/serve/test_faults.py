@@ -261,6 +261,22 @@ def test_every_error_has_one_json_shape(server, method, path, headers, body, sta
         assert resp_headers["allow"], resp_headers
 
 
+@pytest.mark.parametrize("raw", [
+    b"NOT HTTP AT ALL\r\n\r\n",
+    b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",         # bad chunk size
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+])
+def test_bytes_that_are_not_http_get_the_same_shape(server, raw):
+    """uvicorn's own 400 (before any app code runs) in the service's error shape."""
+    s = connect(server)
+    s.sendall(raw)
+    status, headers, body, closed = read_response(s)
+    s.close()
+    assert status == 400 and closed
+    assert assert_error_shape(status, headers, body)["error"].startswith("invalid HTTP request")
+
+
 def test_a_missing_key_is_401_in_the_same_shape(server):
     r = httpx.post(server.url + "/recommend", json={"user_id": "1"})
     err = assert_error_shape(r.status_code, dict(r.headers), r.content)
@@ -345,3 +361,20 @@ def test_security_headers(server):
         assert "http://" not in r.text and "https://" not in r.text     # nothing from a CDN
     for path in ("/healthz", "/openapi.json", "/static/page.js"):
         assert httpx.get(server.url + path).headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e9"])
+def test_a_bad_body_timeout_is_a_one_line_error(serve_run, value, capsys):
+    import logging
+
+    from llmrec.cli import main
+
+    logger = logging.getLogger("llmrec")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        status = main(["serve", str(serve_run), "--encoder", "hashing", "--body-timeout",
+                       value])
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    err = capsys.readouterr().err
+    assert status == 2 and "body_timeout" in err and len(err.strip().splitlines()) == 1, err

@@ -66,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import ServeConfig, create_app, load_artifacts, parse_weights
+        from ..serve._guard import http_protocol
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -105,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  f", {args.workers} worker processes" if args.workers > 1 else "")
         if args.workers == 1:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                        access_log=False)
+                        access_log=False, http=http_protocol())
             return 0
         return serve_forked(app, args.host, args.port, args.workers)
 
@@ -115,6 +116,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
     the artifacts loaded before the fork (copy-on-write), replace a worker that dies, and stop
     them all on SIGTERM/SIGINT. Returns 0 after a requested stop, 1 if workers kept dying."""
     import uvicorn
+
+    from ..serve._guard import http_protocol
 
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.create_server((host, port), family=family, backlog=2048)
@@ -130,7 +133,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                config = uvicorn.Config(app, log_level="warning", access_log=False)
+                config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                        http=http_protocol())
                 uvicorn.Server(config).run(sockets=[sock])
                 code = 0
             finally:

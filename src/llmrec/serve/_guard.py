@@ -222,3 +222,28 @@ def _replay(body: bytes, receive):
         return await receive()
 
     return replay
+
+
+def http_protocol():
+    """uvicorn's HTTP/1.1 protocol (httptools, else h11) whose own 400 -- for bytes that are
+    not HTTP, e.g. a bad chunk size -- is in the service's error shape, not plain text. Pass
+    it as ``uvicorn.Config(http=...)``."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:                                  # httptools is not installed
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    class Protocol(Base):
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps({"error": f"invalid HTTP request ({msg.rstrip('.')})",
+                               "field": None}).encode()
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            for name, value in self.server_state.default_headers:
+                head += [name, b": ", value, b"\r\n"]
+            head += [b"content-type: application/json\r\n",
+                     b"content-length: %d\r\n" % len(body),
+                     b"x-content-type-options: nosniff\r\n", b"connection: close\r\n\r\n", body]
+            self.transport.write(b"".join(head))
+            self.transport.close()
+
+    return Protocol
