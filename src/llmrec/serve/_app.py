@@ -120,10 +120,10 @@ def create_app(artifacts: Artifacts):
     from fastapi.openapi.utils import get_openapi
     from fastapi.responses import HTMLResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException
     from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                    Histogram, generate_latest)
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+    from starlette.exceptions import HTTPException
 
     cfg = artifacts.config
     service = Service(artifacts)

@@ -31,6 +31,7 @@ PAGE_CSP = (b"content-security-policy",
             b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HTML_HEADERS = ((b"x-frame-options", b"DENY"),)
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+METHODS = BODY_METHODS | {"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
 GONE = ("gone",)                     # the client disconnected while sending its body
 
 
@@ -112,10 +113,12 @@ class Guard:
         route = inner.get("route")
         path = getattr(route, "path", None) or "unmatched"
         # prometheus_client's labels() validates and locks on every call: keep the children
-        counter = self._counters.get((scope["method"], path, status[0]))
+        # (a bounded set: known methods, route templates, status codes)
+        method = scope["method"] if scope["method"] in METHODS else "OTHER"
+        counter = self._counters.get((method, path, status[0]))
         if counter is None:
-            counter = self._counters[scope["method"], path, status[0]] = \
-                self.requests.labels(scope["method"], path, str(status[0]))
+            counter = self._counters[method, path, status[0]] = \
+                self.requests.labels(method, path, str(status[0]))
         counter.inc()
         histogram = self._histograms.get(path)
         if histogram is None:
