@@ -285,3 +285,12 @@ def test_a_renamed_flag_fails_with_file_and_line(tmp_path: Path) -> None:
     assert "unrecognized arguments: --data-set" in problems[0]
     assert problems[1].startswith("guide.md:13: stale command")
     assert "--masking" in problems[1]
+
+
+def test_an_abbreviated_option_counts_as_stale() -> None:
+    """argparse would take ``--mod`` for ``--model``; the docs must not lean on that, or renaming
+    ``--seed`` to ``--seeds`` would leave ``--seed`` looking valid."""
+    assert build_parser().parse_args(["train", "--mod", "pop"]).model == "pop"
+    problem = check(Command("guide.md", 3, "llmrec train --mod pop"))
+    assert problem is not None and problem.startswith("guide.md:3: stale command")
+    assert check(Command("guide.md", 3, "llmrec train --model pop")) is None
