@@ -21,7 +21,7 @@ Conventions of the docs, applied before parsing:
   anywhere else it is dropped;
 - placeholders such as ``RUN_DIR`` are ordinary arguments;
 - in prose, a span of command names alone (``llmrec knowledge``, ``llmrec serve``) names that
-  command and is only checked to exist;
+  command and is only checked to exist (``llmrec ...`` names any command);
 - options are spelled in full (the parser is checked with abbreviations off).
 """
 
@@ -205,7 +205,7 @@ def names_command(argv: list[str]) -> bool:
         if not subs or name not in subs[0].choices:
             return False
         parser = subs[0].choices[name]
-    return bool(argv)
+    return True                 # every token named a command; none at all: `llmrec ...`
 
 
 def check(cmd: Command) -> str | None:
@@ -294,3 +294,13 @@ def test_an_abbreviated_option_counts_as_stale() -> None:
     problem = check(Command("guide.md", 3, "llmrec train --mod pop"))
     assert problem is not None and problem.startswith("guide.md:3: stale command")
     assert check(Command("guide.md", 3, "llmrec train --model pop")) is None
+
+
+def test_a_command_named_in_prose_must_exist() -> None:
+    assert check(Command("guide.md", 5, "llmrec serve", inline=True)) is None
+    assert check(Command("guide.md", 5, "llmrec knowledge show", inline=True)) is None
+    assert check(Command("guide.md", 5, "llmrec ...", inline=True)) is None
+    problem = check(Command("guide.md", 5, "llmrec knowledge display", inline=True))
+    assert problem is not None and problem.startswith("guide.md:5: stale command")
+    # in a code block a bare command is run as written, and `llmrec serve` needs RUN_DIR
+    assert check(Command("guide.md", 5, "llmrec serve")) is not None
