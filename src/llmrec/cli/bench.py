@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ._common import print_json
+from ._common import add_data_options, load_options, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--epochs", type=int, default=20)
     k.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/knowledge)")
     k.add_argument("--json", action="store_true", help="print the JSON report")
+    add_data_options(k)
     k.set_defaults(func=cmd_knowledge)
     r = bsub.add_parser("representations", help="items as ID, text vectors, ID+text (SASRec) "
                         "and semantic vs random IDs (TIGER), and the same for CTR (DIN): "
@@ -62,11 +63,16 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     cfg = KnowledgeBenchConfig(
         dataset=args.dataset, models=models, seeds=tuple(range(42, 42 + args.seeds)),
         source=args.knowledge_source, encoder=args.encoder, user_mode=args.user_mode,
-        data=CTRDataConfig(dataset=args.dataset, split=args.split), epochs=args.epochs)
+        data=CTRDataConfig(dataset=args.dataset, split=args.split), epochs=args.epochs,
+        load_options=load_options(args))
     command = ["llmrec", "bench", "knowledge", "--dataset", args.dataset, "--models",
                ",".join(models), "--seeds", str(args.seeds), "--knowledge-source",
                args.knowledge_source, "--user-mode", args.user_mode, "--encoder", args.encoder,
                "--split", args.split, "--epochs", str(args.epochs)]
+    for flag in ("format", "columns", "sep", "encoding", "items", "item_columns", "users",
+                 "user_columns"):
+        if getattr(args, flag) is not None:
+            command += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     report = run_knowledge_bench(cfg, args.output, command=shlex.join(command),
                                  progress=not args.quiet)
     if args.json:

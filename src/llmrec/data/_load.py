@@ -21,6 +21,10 @@ def load_dataset(source: str | Path, *, format: str = "auto",
         raise ConfigError(f"unknown data format {format!r}; choose one of "
                           f"{', '.join(FORMATS)}")
     if text in REGISTRY:
+        given = sorted(k for k, v in options.items() if v)
+        if given or format != "auto":
+            raise ConfigError(f"{text} is a registered data set; reader options "
+                              f"({', '.join(given) or 'format'}) apply to files only")
         spec = REGISTRY[text]
         raw = read_path(fetch(text))
         if spec.fixup:

@@ -49,7 +49,7 @@ TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ALIASES = {
     "user_id": ("user_id", "userid", "user", "uid", "reviewerid", "customer_id"),
-    "item_id": ("item_id", "itemid", "movieid", "item", "iid", "asin", "product_id"),
+    "item_id": ("item_id", "itemid", "movieid", "item", "iid", "asin", "product_id", "isbn"),
     "rating": ("rating", "score", "overall", "stars"),
     "timestamp": ("timestamp", "ts", "time", "unixreviewtime", "datetime", "date"),
 }
@@ -149,13 +149,18 @@ class _Table:
                 raise DataError(f"{self.path}: missing column {mapping[name]!r} (mapped to "
                                 f"{name}; found: {', '.join(self.df.columns)})")
             return mapping[name]
-        lower = {c.strip().lower(): c for c in self.df.columns}
-        found = next((lower[a] for a in aliases if a in lower), None)
+        lower = {_plain(c): c for c in reversed(self.df.columns)}   # the first wins
+        found = next((lower[_plain(a)] for a in aliases if _plain(a) in lower), None)
         if found is None and required:
             raise DataError(f"{self.path}: no {name} column (looked for {', '.join(aliases)}; "
-                            f"found: {', '.join(self.df.columns)}); pass columns={{"
-                            f"'{name}': ...}}")
+                            f"found: {', '.join(self.df.columns)}); pass --columns "
+                            f"{name}=COLUMN (columns={{'{name}': ...}} in Python)")
         return found
+
+
+def _plain(name: str) -> str:
+    """A column name as aliases are matched: lower case, without ``-``, ``_``, spaces."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def _ids(table: _Table, column: str) -> pl.Series:
