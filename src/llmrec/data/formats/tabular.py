@@ -1,15 +1,16 @@
 """Generic tables of interactions: CSV, TSV or Parquet, with a column mapping.
 
-Text files (``.csv``, ``.tsv``, ``.txt``) are UTF-8 (a byte-order mark is allowed) with a
-header row and standard CSV quoting; the separator comes from the extension (``.csv`` comma,
-``.tsv`` tab), for ``.txt`` from the header line (the first of tab, comma, semicolon, pipe
-found in it), or from the ``separator`` option. Parquet (``.parquet``, ``.pq``) keeps its
-column types.
+Text files (``.csv``, ``.tsv``, ``.txt``) have a header row and CSV quoting; how they are
+decoded and split (``encoding``, default UTF-8, a byte-order mark wins; CRLF; ``""`` and
+``\\"`` escaped quotes; the ``separator`` -- comma, semicolon, tab or pipe -- detected from
+the first lines unless given) is :mod:`._text`'s job. Parquet (``.parquet``, ``.pq``) keeps
+its column types.
 
 Columns: ``columns`` maps llmrec's names to the file's, e.g. ``{"user_id": "visitor",
 "item_id": "sku"}``. A name not mapped is looked up among the common spellings in
-:data:`ALIASES` (case-insensitive); ``user_id`` and ``item_id`` are required, ``rating`` and
-``timestamp`` optional. Other columns are dropped.
+:data:`ALIASES` (ignoring case, ``-``, ``_`` and spaces: ``User-ID`` is ``user_id``);
+``user_id`` and ``item_id`` are required, ``rating`` and ``timestamp`` optional. Other
+columns are dropped. Without a timestamp column the row order is the time order.
 
 Values:
 
@@ -22,11 +23,18 @@ Values:
   offset such as ``+02:00``); times without an offset are UTC. Parquet Date and Datetime
   columns are converted likewise (naive ones as UTC).
 
-Side tables: ``items`` / ``users`` name a CSV/TSV/Parquet file keyed by the item / user id
-column (the mapped name, else an alias). Its other columns pass through, with ``name``,
-``movie_title`` or ``product_title`` renamed to ``title``, ``genre``/``categories`` to
-``genres``; text genres are split on ``|`` (``"Comedy|Drama"``); ``year`` is an integer;
-a key listed twice is an error.
+Side tables: ``items`` / ``users`` name a CSV/TSV/Parquet file (read with the same
+``separator`` and ``encoding`` options) keyed by the item / user id column.
+``item_columns`` / ``user_columns`` map llmrec's names to the file's columns, e.g.
+``{"item_id": "ISBN", "title": "Book-Title", "author": "Book-Author"}``; only the mapped
+columns are kept (names other than ``item_id``, ``title``, ``year``, ``genres`` and
+``description`` are kept as they are, and shown in LLM item prompts). Without a map the
+key is the mapped interaction column or an alias, and every other column passes through,
+with ``name``, ``movie_title`` or ``product_title`` renamed to ``title``,
+``genre``/``categories`` to ``genres``. Text genres are split on ``|``
+(``"Comedy|Drama"``); ``year`` (items) and ``age`` (users) are integers, where ``0``, an
+empty field, ``NULL``, ``NA``, ``N/A``, ``None``, ``NaN`` and ``\\N`` mean unknown; a key
+listed twice is an error.
 
 Problems are DataError one-liners naming the file, the line (the row for Parquet), the
 column and the first bad value; an unknown option or mapped name is a ConfigError.
