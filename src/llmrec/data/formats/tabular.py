@@ -234,7 +234,8 @@ def _timestamps(table: _Table, column: str) -> pl.Series:
 
 def _starts_numeric(text: pl.Series) -> bool:
     """Whether the first non-empty value is a number (the column is then epoch time)."""
-    first = text.str.strip_chars().filter(text.str.strip_chars() != "").head(1)
+    head = text.head(10_000).str.strip_chars()
+    first = head.filter(head != "").head(1)
     return bool(len(first)) and first.cast(pl.Float64, strict=False).is_not_null().all()
 
 
