@@ -272,3 +272,10 @@ def test_side_files_give_the_texts_of_encode_and_knowledge(bx) -> None:
         assert f"Author: {book['author']}" in lines
     assert pl.Series(ds.user_features["age"]).null_count() == sum(
         u["age"] == "NULL" for u in bx.users.values())
+
+
+def test_reader_options_of_csv_files_are_refused_for_other_formats() -> None:
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "recbole"
+    with pytest.raises(ConfigError, match="option 'encoding' applies to CSV/TSV/Parquet files"):
+        read_path(folder, encoding="latin-1")
+    assert read_path(folder).interactions.height > 0
