@@ -98,7 +98,7 @@ class _Table:
 
     def _read_text(self, separator: str | None, encoding: str) -> pl.DataFrame:
         data = self.path.read_bytes()
-        if not data.strip():
+        if not data or data.isspace():                 # (no copy, unlike strip)
             raise DataError(f"{self.path}: file is empty")
         prepared = prepare_text(self.path, data, separator, encoding)
         self.text, self.separator = prepared.text, prepared.separator
