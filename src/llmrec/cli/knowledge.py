@@ -22,9 +22,9 @@ from .._table import format_table
 from ..config import from_dict, read_toml
 from ..data import REGISTRY
 from ..errors import LlmrecError
-from ._common import add_data_options, data_options, load_options
 from ..knowledge import (CONSTRAINTS, MODES, KnowledgeConfig, KnowledgeStore, KnowledgeSummary,
                          default_store_path)
+from ._common import add_data_options, data_options, load_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
