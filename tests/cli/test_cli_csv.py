@@ -180,3 +180,15 @@ def test_knowledge_generate_flags_reach_the_item_prompts(bx) -> None:
         text = facts.text(i)
         assert " ".join(bx.books[isbn]["title"].split()) in text
         assert f"Author: {bx.books[isbn]['author']}" in text
+
+
+def test_file_mistakes_are_one_line(tmp_path) -> None:
+    one = tmp_path / "one.csv"
+    one.write_text("user:item\nu1:i1\n")
+    one_line_error(llmrec("data", "info", str(one)), str(one), "cannot tell the separator",
+                   "pass --sep")
+    ratings, items = tmp_path / "r.csv", tmp_path / "i.csv"
+    ratings.write_text("user;item\r\nu;a\r\nu;b\r\n")
+    items.write_text("item;title;year\r\na;A;NULL\r\nb;B;soon\r\n")
+    one_line_error(llmrec("data", "info", str(ratings), "--items", str(items)), str(items),
+                   "line 3: column 'year' is not a year: 'soon'")

@@ -189,8 +189,12 @@ def _numbers(table: _Table, column: str, what: str) -> pl.Series:
         return s.cast(pl.Float64)
     if s.dtype != pl.String:
         raise DataError(f"{table.path}: column {column!r} holds {s.dtype}, not {what}")
-    out = s.str.strip_chars().cast(pl.Float64, strict=False)
-    bad = out.is_null() & s.is_not_null() & (s.str.strip_chars() != "")
+    out = s.cast(pl.Float64, strict=False)
+    if out.null_count() == s.null_count():         # every value parsed as it is: done
+        return out
+    stripped = s.str.strip_chars()
+    out = stripped.cast(pl.Float64, strict=False)
+    bad = out.is_null() & s.is_not_null() & (stripped != "")
     if bad.any():
         raise table.fail(int(bad.arg_true()[0]), column, f"is not {what}")
     return out
