@@ -60,8 +60,10 @@ COMMANDS = {
     "data info": lambda bx, enc: info_args(bx, enc),
     "train": lambda bx, enc: ["train", "--model", "pop", *bx_args(bx, enc)],
     "knowledge": lambda bx, enc: ["knowledge", "generate", "--limit", "1", *bx_args(bx, enc)],
-    "bench": lambda bx, enc: ["bench", "knowledge", "--encoder", "hashing", "--seeds", "1",
+    "bench knowledge": lambda bx, enc: ["bench", "knowledge", "--encoder", "hashing", "--seeds", "1",
                               *bx_args(bx, enc)],
+    "bench representations": lambda bx, enc: ["bench", "representations", "--seeds", "1",
+                                              "--variants", "sasrec-id", *bx_args(bx, enc)],
     "encode": lambda bx, enc: ["encode", "--encoder", "hashing", *bx_args(bx, enc)],
     "tokenize": lambda bx, enc: ["tokenize", "--encoder", "hashing", *bx_args(bx, enc)],
 }

@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/"
                    "representations)")
     r.add_argument("--json", action="store_true", help="print the JSON report")
+    add_data_options(r)
     r.set_defaults(func=cmd_representations)
 
 
@@ -69,10 +70,9 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
                ",".join(models), "--seeds", str(args.seeds), "--knowledge-source",
                args.knowledge_source, "--user-mode", args.user_mode, "--encoder", args.encoder,
                "--split", args.split, "--epochs", str(args.epochs)]
-    for flag in ("format", "columns", "sep", "encoding", "items", "item_columns", "users",
-                 "user_columns"):
-        if getattr(args, flag) is not None:
-            command += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    for flag, value in _data_flags(args):
+        if value is not None:
+            command += [flag, value]
     report = run_knowledge_bench(cfg, args.output, command=shlex.join(command),
                                  progress=not args.quiet)
     if args.json:
@@ -104,6 +104,8 @@ def cmd_representations(args: argparse.Namespace) -> int:
         overrides["cold_max_count"] = args.cold_max_count
     if args.ctr_model:
         overrides["ctr_model"] = args.ctr_model
+    if load_options(args):
+        overrides["load_options"] = load_options(args)
     cfg = load_bench_config(args.config, overrides)
     if args.sasrec_epochs:
         cfg.sasrec["epochs"] = args.sasrec_epochs
@@ -116,7 +118,8 @@ def cmd_representations(args: argparse.Namespace) -> int:
                         ("--seeds", args.seeds), ("--variants", args.variants),
                         ("--ctr-model", args.ctr_model), ("--sasrec-epochs", args.sasrec_epochs),
                         ("--tiger-epochs", args.tiger_epochs), ("--patience", args.patience),
-                        ("--cold-max-count", args.cold_max_count)):
+                        ("--cold-max-count", args.cold_max_count),
+                        *_data_flags(args)):
         if value is not None:
             command += [flag, str(value)]
     report = run_representation_bench(cfg, args.output, command=shlex.join(command),
@@ -131,3 +134,10 @@ def cmd_representations(args: argparse.Namespace) -> int:
         print(f"\n{report['ctr_protocol']}\n{ctr_summary_table(report['ctr_summary'])}")
     print(f"\nreport: {'  '.join(report['paths'])}")
     return 0
+
+
+def _data_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The data options as given, for the report's command line."""
+    return [(f"--{name.replace('_', '-')}", getattr(args, name))
+            for name in ("format", "columns", "sep", "encoding", "items", "item_columns",
+                         "users", "user_columns")]
