@@ -28,7 +28,7 @@ import logging
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,8 +40,8 @@ from ._io import atomic_write_text, content_hash, llmrec_home, write_json
 from ._log import log_to
 from ._table import format_table
 from .config import added_option, dumps_toml, from_dict, read_toml, to_dict
-from .data import Dataset, Preprocessing, Split, load_dataset, make_split
-from .errors import ConfigError, LlmrecError, UnknownUserError
+from .data import REGISTRY, Dataset, Preprocessing, Split, load_dataset, make_split
+from .errors import ConfigError, DataError, LlmrecError, UnknownUserError
 from .eval import BEYOND, DEFAULT_KS, Catalogue, evaluate, write_per_user
 from .models import MODELS, Recommender, load_model
 from .train import ModelConfig
@@ -64,10 +64,28 @@ class DataConfig:
     valid_fraction: float = 0.1     # temporal split only
     test_fraction: float = 0.1      # temporal split only
     ties: Literal["file", "random"] = added_option("file")
+    # how a CSV/TSV file is read (llmrec.data.formats.tabular) and its item/user side files
+    sep: str | None = added_option(None)
+    encoding: str = added_option("utf-8")
+    items: str | None = added_option(None)
+    item_columns: dict[str, str] | None = added_option(None)
+    users: str | None = added_option(None)
+    user_columns: dict[str, str] | None = added_option(None)
+    # "file": the rows' order is the time order; a run on data without timestamps records it
+    time_order: Literal["timestamp", "file"] = added_option("timestamp")
 
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(self.min_rating, self.dedup, self.user_core, self.item_core,
-                             self.ties)
+                             self.ties, self.time_order)
+
+    def read_options(self) -> dict[str, Any]:
+        """The reader options of a path (``load_dataset(**options)``) that are set."""
+        options = {"columns": self.columns, "separator": self.sep, "items": self.items,
+                   "item_columns": self.item_columns, "users": self.users,
+                   "user_columns": self.user_columns}
+        if self.encoding != "utf-8":
+            options["encoding"] = self.encoding
+        return {k: v for k, v in options.items() if v}
 
 
 @dataclass
@@ -149,11 +167,34 @@ def fingerprint(ds: Dataset) -> str:
 
 def prepare(cfg: RunConfig) -> tuple[Dataset, Split]:
     d = cfg.data
-    options = {"columns": d.columns} if d.columns else {}
-    ds = load_dataset(d.dataset, format=d.format, preprocessing=d.preprocessing(), **options)
+    ds = load_dataset(d.dataset, format=d.format, preprocessing=d.preprocessing(),
+                      **d.read_options())
+    if d.split == "temporal" and ds.meta.get("time_order") == "file":
+        why = ("data.time_order is 'file'" if ds.meta.get("timestamps")
+               else "it has no timestamp column")
+        raise DataError(f"{d.dataset}: a global temporal split needs timestamps and {why}; "
+                        "use split = \"leave_one_out\" (file order per user)")
     params = ({"valid_fraction": d.valid_fraction, "test_fraction": d.test_fraction}
               if d.split == "temporal" else {})
     return ds, make_split(ds.interactions, d.split, **params)
+
+
+def resolve_time_order(cfg: RunConfig) -> tuple[RunConfig, tuple[Dataset, Split] | None]:
+    """The config a run records: ``data.time_order = "file"`` when the data has no timestamps.
+
+    Registered data sets all have timestamps (nothing to load); for a path the data is
+    loaded (and returned, so the run does not load it again). Without timestamps and
+    without an explicit ``time_order = "file"``, one warning says that file order is used
+    as time order. Data with timestamps keeps its config, and so its run hash, unchanged.
+    """
+    if cfg.data.dataset in REGISTRY or cfg.data.time_order == "file":
+        return cfg, None
+    data = prepare(cfg)
+    if data[0].meta.get("timestamps", True):
+        return cfg, data
+    log.warning("%s: no timestamp column: file order is used as time order (recorded as "
+                "data.time_order = \"file\" in the run's config)", cfg.data.dataset)
+    return replace(cfg, data=replace(cfg.data, time_order="file")), data
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -247,6 +288,7 @@ class RunResult:
 def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool = False,
               progress: bool = True) -> RunResult:
     """Train, evaluate and save one run (see the module docstring)."""
+    cfg, data = resolve_time_order(cfg)
     run_dir = Path(output).expanduser() if output else default_run_dir(cfg)
     cfg_hash = cfg.hash()
     info_path = run_dir / "run.json"
@@ -264,7 +306,7 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
         shutil.rmtree(run_dir / "per_user", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with log_to(run_dir / "log.jsonl"):
-        ds, split = prepare(cfg)
+        ds, split = data or prepare(cfg)
         atomic_write_text(run_dir / "config.toml", dumps_toml(cfg.to_dict()))
         write_json(info_path, {
             "config_hash": cfg_hash, "model": cfg.model, "dataset": ds.name,

@@ -92,6 +92,7 @@ class RepresentationBenchConfig:
     ctr_epochs: int = 20
     rare_items: int = 20
     encoder: str = "minilm"         # text encoder of every text vector ("hashing": tests)
+    load_options: dict[str, Any] = field(default_factory=dict)  # reader options of a path
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -136,7 +137,8 @@ def _data(cfg: RepresentationBenchConfig):
     from ..data import Preprocessing, leave_one_out, load_dataset
     from ..tokenize.dataset import text_vectors
 
-    ds = load_dataset(cfg.dataset, preprocessing=Preprocessing(user_core=5, item_core=5))
+    ds = load_dataset(cfg.dataset, preprocessing=Preprocessing(user_core=5, item_core=5),
+                      **cfg.load_options)
     split = leave_one_out(ds.interactions)
     return ds, split, text_vectors(ds, cfg.encoder)
 
@@ -247,7 +249,7 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
     from ..tokenize.dataset import tokenize_items
 
     kcfg = _ctr_config(cfg)
-    ds = load_ctr_dataset(cfg.dataset)
+    ds = load_ctr_dataset(cfg.dataset, **cfg.load_options)
     base = build_ctr_data(ds, kcfg.data)
     runs = llmrec_home() / "bench" / "ctr-runs"
     base_key = {"data": _array_hash(base.user, base.item, base.label, base.hist_items,
@@ -311,6 +313,7 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
             key = content_hash({"variant": variant, "seed": seed, "dataset": cfg.dataset,
                                 "cold": cfg.cold_max_count, "encoder": cfg.encoder,
                                 "model": _resolved(variant, cfg),
+                                **({"load": cfg.load_options} if cfg.load_options else {}),
                                 **({"knowledge": knowledge} if knowledge else {})})
             path = folder / "runs" / f"{variant}-{seed}-{key[:12]}.json"
             if path.exists():

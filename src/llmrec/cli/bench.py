@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ._common import print_json
+from ._common import add_data_options, load_options, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--epochs", type=int, default=20)
     k.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/knowledge)")
     k.add_argument("--json", action="store_true", help="print the JSON report")
+    add_data_options(k)
     k.set_defaults(func=cmd_knowledge)
     r = bsub.add_parser("representations", help="items as ID, text vectors, ID+text (SASRec) "
                         "and semantic vs random IDs (TIGER), and the same for CTR (DIN): "
@@ -48,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/"
                    "representations)")
     r.add_argument("--json", action="store_true", help="print the JSON report")
+    add_data_options(r)
     r.set_defaults(func=cmd_representations)
 
 
@@ -62,11 +64,15 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     cfg = KnowledgeBenchConfig(
         dataset=args.dataset, models=models, seeds=tuple(range(42, 42 + args.seeds)),
         source=args.knowledge_source, encoder=args.encoder, user_mode=args.user_mode,
-        data=CTRDataConfig(dataset=args.dataset, split=args.split), epochs=args.epochs)
+        data=CTRDataConfig(dataset=args.dataset, split=args.split), epochs=args.epochs,
+        load_options=load_options(args))
     command = ["llmrec", "bench", "knowledge", "--dataset", args.dataset, "--models",
                ",".join(models), "--seeds", str(args.seeds), "--knowledge-source",
                args.knowledge_source, "--user-mode", args.user_mode, "--encoder", args.encoder,
                "--split", args.split, "--epochs", str(args.epochs)]
+    for flag, value in _data_flags(args):
+        if value is not None:
+            command += [flag, value]
     report = run_knowledge_bench(cfg, args.output, command=shlex.join(command),
                                  progress=not args.quiet)
     if args.json:
@@ -98,6 +104,8 @@ def cmd_representations(args: argparse.Namespace) -> int:
         overrides["cold_max_count"] = args.cold_max_count
     if args.ctr_model:
         overrides["ctr_model"] = args.ctr_model
+    if load_options(args):
+        overrides["load_options"] = load_options(args)
     cfg = load_bench_config(args.config, overrides)
     if args.sasrec_epochs:
         cfg.sasrec["epochs"] = args.sasrec_epochs
@@ -110,7 +118,8 @@ def cmd_representations(args: argparse.Namespace) -> int:
                         ("--seeds", args.seeds), ("--variants", args.variants),
                         ("--ctr-model", args.ctr_model), ("--sasrec-epochs", args.sasrec_epochs),
                         ("--tiger-epochs", args.tiger_epochs), ("--patience", args.patience),
-                        ("--cold-max-count", args.cold_max_count)):
+                        ("--cold-max-count", args.cold_max_count),
+                        *_data_flags(args)):
         if value is not None:
             command += [flag, str(value)]
     report = run_representation_bench(cfg, args.output, command=shlex.join(command),
@@ -125,3 +134,10 @@ def cmd_representations(args: argparse.Namespace) -> int:
         print(f"\n{report['ctr_protocol']}\n{ctr_summary_table(report['ctr_summary'])}")
     print(f"\nreport: {'  '.join(report['paths'])}")
     return 0
+
+
+def _data_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The data options as given, for the report's command line."""
+    return [(f"--{name.replace('_', '-')}", getattr(args, name))
+            for name in ("format", "columns", "sep", "encoding", "items", "item_columns",
+                         "users", "user_columns")]

@@ -8,7 +8,10 @@ from .._table import format_table
 from ..data import REGISTRY, describe, fetch, is_fetched, load_dataset, dataset_dir
 from ..data import Preprocessing
 from ..data._stats import MIN_TIE_USERS
-from ._common import parse_columns, print_json
+from ._common import add_data_options, load_options, print_json
+
+
+NO_TIMESTAMPS = "no timestamp column: file order is the only order"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,9 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=cmd_fetch)
     i = dsub.add_parser("info", help="counts, density, sequence lengths, ratings")
     i.add_argument("dataset", help="a registered name or a path to data files")
-    i.add_argument("--format", default="auto", help="data format of a path (default: detect)")
-    i.add_argument("--columns", help="column mapping for CSV/Parquet, e.g. user_id=userId")
     i.add_argument("--json", action="store_true", help="print JSON")
+    add_data_options(i)
     i.set_defaults(func=cmd_info)
     ls = dsub.add_parser("list", help="registered data sets and whether they are fetched")
     ls.set_defaults(func=cmd_list)
@@ -43,24 +45,27 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    options = {"columns": parse_columns(args.columns)} if args.columns else {}
-    ds = load_dataset(args.dataset, format=args.format,
-                      preprocessing=Preprocessing(dedup="none"), **options)
+    ds = load_dataset(args.dataset, preprocessing=Preprocessing(dedup="none"),
+                      **load_options(args))
     info = describe(ds)
     if args.json:
         print_json(info)
         return 0
     print(f"{info['name']}  ({info['source']})")
+    if not info["timestamps"]:
+        print(NO_TIMESTAMPS)
     rows = [["interactions", f"{info['interactions']:,}"], ["users", f"{info['users']:,}"],
             ["items", f"{info['items']:,}"], ["density", f"{info['density']:.4%}"],
-            ["mean sequence length", f"{info['mean_sequence_length']:.1f}"],
-            ["same-user same-timestamp pairs", f"{info['same_user_same_timestamp_pairs']:,}"],
-            ["users (2+ events) whose last two share a timestamp",
-             "n/a" if info["users_with_last_two_tied"] is None
-             else f"{info['users_with_last_two_tied']:.1%}"],
-            ["same-timestamp order agreement", _tie_order(info["tie_order"])],
-            ["item columns", ", ".join(info["item_columns"])],
-            ["user columns", ", ".join(info["user_columns"])]]
+            ["mean sequence length", f"{info['mean_sequence_length']:.1f}"]]
+    if info["time_order"] == "timestamp":
+        rows += [["same-user same-timestamp pairs",
+                  f"{info['same_user_same_timestamp_pairs']:,}"],
+                 ["users (2+ events) whose last two share a timestamp",
+                  "n/a" if info["users_with_last_two_tied"] is None
+                  else f"{info['users_with_last_two_tied']:.1%}"],
+                 ["same-timestamp order agreement", _tie_order(info["tie_order"])]]
+    rows += [["item columns", ", ".join(info["item_columns"])],
+             ["user columns", ", ".join(info["user_columns"])]]
     print(format_table(["", "value"], rows))
     print("\nsequence length percentiles")
     seq = info["sequence_length"]

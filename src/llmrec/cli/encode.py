@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from .._table import format_table
-from ._common import print_json
+from ._common import add_data_options, load_options, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="encode only the first N texts")
     p.add_argument("--output", help="also write the vectors here as .npz (keys, vectors)")
     p.add_argument("--json", action="store_true", help="print statistics as JSON")
+    add_data_options(p)
     p.set_defaults(func=cmd_encode)
 
 
@@ -35,7 +36,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from ..encode import ENCODERS, encode_texts, item_metadata_texts, knowledge_texts
 
     if args.source == "metadata":
-        keys, texts = item_metadata_texts(load_dataset(args.dataset))
+        keys, texts = item_metadata_texts(load_dataset(args.dataset, **load_options(args)))
     else:
         keys, texts = knowledge_texts(args.dataset, args.kind, args.user_mode)
     if args.limit is not None:

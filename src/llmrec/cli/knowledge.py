@@ -24,6 +24,7 @@ from ..data import REGISTRY
 from ..errors import LlmrecError
 from ..knowledge import (CONSTRAINTS, MODES, KnowledgeConfig, KnowledgeStore, KnowledgeSummary,
                          default_store_path)
+from ._common import add_data_options, data_options, load_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "files (check the link first: see llmrec.knowledge._facts)")
     g.add_argument("--templates", help="folder of templates overriding the packaged ones")
     g.add_argument("--store", help="SQLite file (default: $LLMREC_HOME/knowledge/DATASET.sqlite)")
+    add_data_options(g)
     g.set_defaults(func=cmd_generate)
     s = ksub.add_parser("show", help="print the knowledge of one item or user")
     which = s.add_mutually_exclusive_group(required=True)
@@ -89,6 +91,7 @@ def _data(args: argparse.Namespace) -> tuple[Any, Any]:
         return _ctr_profile_data(args)
     raw: dict[str, Any] = read_toml(args.config) if args.config else {}
     raw.setdefault("data", {})["dataset"] = args.dataset
+    raw["data"].update(data_options(args))
     for assignment in args.sets:
         set_option(raw, assignment)
     if set(raw) - {"data"}:
@@ -105,7 +108,7 @@ def _ctr_profile_data(args: argparse.Namespace) -> tuple[Any, Any]:
         raise LlmrecError("--history ctr-profile uses the CTR task's data; --config/--set "
                           "do not apply (use --profile-events)")
     cfg = CTRDataConfig(dataset=args.dataset, profile_events=args.profile_events)
-    ds = load_ctr_dataset(args.dataset)
+    ds = load_ctr_dataset(args.dataset, **load_options(args))
     if args.store is None:
         args.store = str(default_store_path(ctr_store_name(ds.name, cfg)))
     return ds, profile_split(ds, cfg)

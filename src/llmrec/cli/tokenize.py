@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..tokenize.dataset import INPUTS, METHODS
-from ._common import print_json
+from ._common import add_data_options, load_options, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="folder (default: $LLMREC_HOME/ids/DATASET-METHOD-INPUT-"
                    "HASH)")
     p.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+    add_data_options(p)
     p.set_defaults(func=cmd_tokenize)
 
 
@@ -76,7 +77,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
             raise ConfigError("--run is only used with a quantizer and --input collaborative "
                               "or fusion")
         ds = load_dataset(args.dataset, preprocessing=Preprocessing(
-            user_core=args.user_core, item_core=args.item_core))
+            user_core=args.user_core, item_core=args.item_core), **load_options(args))
         train = leave_one_out(ds.interactions).train
     t0 = time.perf_counter()
     ids = tokenize_items(ds, train, method, args.input if method in QUANTIZERS else "text",

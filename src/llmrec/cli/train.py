@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..models import MODELS
 from ..runs import load_config, metrics_table, train_run
-from ._common import parse_columns
+from ._common import add_data_options, data_sets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train and evaluate a model; writes a run folder")
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (or [model] name in --config)")
     p.add_argument("--dataset", help="registered name (ml-100k, ml-1m) or a path to data files")
-    p.add_argument("--format", help="data format of a path (default: detect)")
-    p.add_argument("--columns", help="column mapping for CSV/Parquet, e.g. user_id=userId")
     p.add_argument("--config", help="TOML file with [data], [model], [eval] sections")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one option, e.g. --set model.dropout=0.3 (repeatable)")
@@ -23,20 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="shortcut for --set model.epochs=N")
     p.add_argument("--output", help="run folder (default: $LLMREC_HOME/runs/MODEL-DATA-HASH)")
     p.add_argument("--force", action="store_true", help="retrain even if the run is finished")
+    add_data_options(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    sets = list(args.sets)
-    if args.format:
-        sets.append(f"data.format={json.dumps(args.format)}")
+    sets = data_sets(args) + list(args.sets)
     if args.seed is not None:
         sets.append(f"model.seed={args.seed}")
     if args.epochs is not None:
         sets.append(f"model.epochs={args.epochs}")
-    if args.columns:
-        table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in parse_columns(args.columns).items())
-        sets.append(f"data.columns={{{table}}}")
     cfg = load_config(args.config, model=args.model, dataset=args.dataset, sets=sets)
     result = train_run(cfg, args.output, force=args.force, progress=not args.quiet)
     m = result.metrics

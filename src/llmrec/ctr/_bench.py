@@ -59,6 +59,7 @@ class KnowledgeBenchConfig:
     rare_items: int = 20
     latency_samples: int = 1000
     model_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"dropout": 0.3}
+    load_options: dict[str, Any] = field(default_factory=dict)    # reader options of a path
 
 
 def _array_hash(*arrays: np.ndarray) -> str:
@@ -231,7 +232,7 @@ def run_knowledge_bench(cfg: KnowledgeBenchConfig, output: str | Path | None = N
         from ..errors import ConfigError
         raise ConfigError(f"unknown CTR model {unknown[0]!r}; choose from {', '.join(CTR_MODELS)}")
     folder = Path(output) if output else llmrec_home() / "bench" / "knowledge"
-    ds = load_ctr_dataset(cfg.dataset)
+    ds = load_ctr_dataset(cfg.dataset, **cfg.load_options)
     base = build_ctr_data(ds, cfg.data)
     encoder = ENCODERS[cfg.encoder]()
     tables = knowledge_tables(ds, base, cfg.source, encoder, user_mode=cfg.user_mode,

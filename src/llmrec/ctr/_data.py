@@ -279,10 +279,11 @@ def _split(user: np.ndarray, n_users: int, cfg: CTRDataConfig) -> np.ndarray:
     return part
 
 
-def load_ctr_dataset(name: str) -> Dataset:
+def load_ctr_dataset(name: str, **options: Any) -> Dataset:
     """A data set as the CTR task reads it: no k-core filtering (rare items stay in, they are
-    where knowledge can help), repeated (user, item) pairs reduced to the first."""
-    return load_dataset(name, preprocessing=Preprocessing())
+    where knowledge can help), repeated (user, item) pairs reduced to the first. ``options``:
+    the reader options of a path (``format``, ``separator``, ``encoding``, side files...)."""
+    return load_dataset(name, preprocessing=Preprocessing(), **options)
 
 
 def profile_events(inter: Interactions, limit: int) -> np.ndarray:

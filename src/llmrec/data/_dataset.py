@@ -33,6 +33,7 @@ from ._interactions import Interactions
 from ._vocab import Vocabulary
 
 TIES = ("file", "random")
+TIME_ORDERS = ("timestamp", "file")
 INTERACTION_SCHEMA = {"user_id": pl.String, "item_id": pl.String, "rating": pl.Float32,
                       "timestamp": pl.Int64}
 
@@ -50,6 +51,9 @@ class Preprocessing:
       and items with fewer than ``item_core`` events until both hold (0 = off).
     - ``ties``: the order of a user's events with the same timestamp, ``"file"`` or
       ``"random"`` (see the module docstring).
+    - ``time_order``: ``"timestamp"`` orders each user's events by the timestamp column
+      (file order where there is none); ``"file"`` ignores timestamps and takes the order
+      of the rows in the source as time order.
     """
 
     min_rating: float | None = None
@@ -57,8 +61,12 @@ class Preprocessing:
     user_core: int = 0
     item_core: int = 0
     ties: Literal["file", "random"] = "file"
+    time_order: Literal["timestamp", "file"] = "timestamp"
 
     def __post_init__(self) -> None:
+        if self.time_order not in TIME_ORDERS:
+            raise ConfigError(f"time_order must be 'timestamp' or 'file', not "
+                              f"{self.time_order!r}")
         if self.dedup not in ("first", "last", "none"):
             raise ConfigError(f"dedup must be 'first', 'last' or 'none', not {self.dedup!r}")
         if self.ties not in TIES:
@@ -160,7 +168,8 @@ def build_dataset(name: str, interactions: pl.DataFrame, items: pl.DataFrame | N
         pl.col("user_id").cast(pl.String), pl.col("item_id").cast(pl.String))
     if "rating" not in df.columns:
         df = df.with_columns(pl.lit(None, dtype=pl.Float32).alias("rating"))
-    if "timestamp" not in df.columns:
+    has_time = "timestamp" in df.columns
+    if not has_time or prep.time_order == "file":
         df = df.with_columns(pl.lit(None, dtype=pl.Int64).alias("timestamp"))
     df = df.with_columns(pl.col("rating").cast(pl.Float32),
                          pl.col("timestamp").cast(pl.Int64).fill_null(pl.col("_row").cast(pl.Int64)))
@@ -197,7 +206,9 @@ def build_dataset(name: str, interactions: pl.DataFrame, items: pl.DataFrame | N
                          df["rating"].fill_null(float("nan")).to_numpy(),
                          len(user_vocab), len(item_vocab))
     meta = dict(meta or {})
-    meta.update(preprocessing=prep.to_dict(), raw_interactions=n_raw)
+    meta.update(preprocessing=prep.to_dict(), raw_interactions=n_raw, timestamps=has_time,
+                time_order="timestamp" if has_time and prep.time_order == "timestamp"
+                else "file")
     return Dataset(name, inter, user_vocab, item_vocab,
                    _features(item_vocab, "item_id", items, "item"),
                    _features(user_vocab, "user_id", users, "user"), meta)

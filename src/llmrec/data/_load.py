@@ -9,6 +9,8 @@ from ._dataset import Dataset, Preprocessing, build_dataset
 from ._fetch import REGISTRY, fetch
 from .formats import FORMATS, read_path
 
+CANONICAL_ITEM_COLUMNS = ("item_id", "title", "year", "genres", "description")
+
 
 def load_dataset(source: str | Path, *, format: str = "auto",
                  preprocessing: Preprocessing | None = None, **options: object) -> Dataset:
@@ -21,6 +23,10 @@ def load_dataset(source: str | Path, *, format: str = "auto",
         raise ConfigError(f"unknown data format {format!r}; choose one of "
                           f"{', '.join(FORMATS)}")
     if text in REGISTRY:
+        given = sorted(k for k, v in options.items() if v)
+        if given or format != "auto":
+            raise ConfigError(f"{text} is a registered data set; reader options "
+                              f"({', '.join(given) or 'format'}) apply to files only")
         spec = REGISTRY[text]
         raw = read_path(fetch(text))
         if spec.fixup:
@@ -34,4 +40,8 @@ def load_dataset(source: str | Path, *, format: str = "auto",
         raw = read_path(path, format, **options)
         name = path.stem if path.is_file() else path.name
     meta = {"source": raw.source, "extra_files": {k: str(v) for k, v in raw.extra_files.items()}}
+    named = dict(options.get("item_columns") or {})             # type: ignore[call-overload]
+    facts = [n for n in named if n not in CANONICAL_ITEM_COLUMNS]
+    if facts:   # other item columns the user named: shown in item prompts and texts
+        meta["item_fact_columns"] = facts
     return build_dataset(name, raw.interactions, raw.items, raw.users, preprocessing, meta)

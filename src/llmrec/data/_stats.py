@@ -24,8 +24,12 @@ def describe(ds: Dataset) -> dict:
         "sequence_length": {f"p{p}": float(np.percentile(lengths, p)) for p in PERCENTILES},
         "mean_sequence_length": float(lengths.mean()) if len(lengths) else 0.0,
         "item_popularity": {f"p{p}": float(np.percentile(item_counts, p)) for p in PERCENTILES},
+        "timestamps": bool(ds.meta.get("timestamps", True)),
+        "time_order": ds.meta.get("time_order", "timestamp"),
         "time_range": [int(inter.timestamp.min()), int(inter.timestamp.max())] if len(inter) else [],
     }
+    if out["time_order"] == "file":      # "timestamps" are row numbers: no range, no ties
+        out["time_range"] = []
     same = _tied_with_next(inter)
     out["same_user_same_timestamp_pairs"] = int(same.sum())
     last = inter.indptr[1:] - 1

@@ -90,6 +90,10 @@ class ItemFacts:
         self.descriptions = (feats["description"].to_list() if "description" in feats.columns
                              else [None] * dataset.n_items)
         self.max_description_chars = max_description_chars
+        # columns a CSV data set's --item-columns named beyond the canonical ones (author=...)
+        self.extra = [(name, feats[name].cast(pl.String).to_list())
+                      for name in dataset.meta.get("item_fact_columns", [])
+                      if name in feats.columns]
         self.related: dict[int, list[tuple[str, list[int]]]] = {}
         if kg:
             self.related = kg_related(dataset, related_per_relation)
@@ -104,6 +108,10 @@ class ItemFacts:
         genres = [g for g in (self.genres[item] or []) if g]
         if genres:
             lines.append(f"Genres: {', '.join(genres)}")
+        for name, values in self.extra:
+            if values[item] and values[item].strip():
+                lines.append(f"{name.replace('_', ' ').capitalize()}: "
+                             f"{' '.join(values[item].split())}")
         for label, others in self.related.get(item, []):
             lines.append(f"{label}: {', '.join(self.titles[o] for o in others)}")
         desc = self.descriptions[item]

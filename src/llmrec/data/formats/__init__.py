@@ -41,6 +41,11 @@ def read_path(path: str | Path, format: str = "auto", **options: object) -> RawD
     except KeyError:
         raise ConfigError(f"unknown data format {format!r}; choose one of "
                           f"{', '.join(FORMATS)}") from None
+    if format != "tabular":
+        tabular_only = [k for k, v in options.items() if v and k in tabular.OPTIONS]
+        if tabular_only:
+            raise ConfigError(f"{path}: option {tabular_only[0]!r} applies to CSV/TSV/Parquet "
+                              f"files (the tabular format), not to the {format} format")
     return module.read(path, **options)
 
 
