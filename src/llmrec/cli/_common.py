@@ -61,7 +61,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``[data]`` config values (:class:`llmrec.runs.DataConfig`) given as flags."""
-    from ..data.formats._text import check_encoding, parse_separator
+    from ..data import check_encoding, parse_separator
 
     out: dict[str, Any] = {}
     if args.format:

@@ -6,8 +6,7 @@ import argparse
 
 from .._table import format_table
 from ..data import REGISTRY, describe, fetch, is_fetched, load_dataset, dataset_dir
-from ..data import Preprocessing
-from ..data._stats import MIN_TIE_USERS
+from ..data import MIN_TIE_USERS, Preprocessing
 from ._common import add_data_options, load_options, print_json
 
 

@@ -15,7 +15,7 @@ partition, any new ones, and the folds from there on are new calls.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,14 +24,21 @@ from ._history import TrainHistory
 from ._runner import Job
 from ._store import KnowledgeStore, Record
 
-if TYPE_CHECKING:
-    from ._generate import _Plan
+
+class JobPlan(Protocol):
+    """What a cascade needs from the run's plan (``knowledge._generate._Plan``): jobs built
+    from a template with the run's scenario, factors and backend, and users' entity names."""
+
+    def job(self, kind: str, template: str, entity: str, problem: str | None = None,
+            **fields: Any) -> Job: ...
+
+    def user_entity(self, u: int) -> str: ...
 
 
 class Cascade:
     """The partition and fold jobs of every user, advanced as records complete."""
 
-    def __init__(self, plan: _Plan, history: TrainHistory, users: np.ndarray, size: int,
+    def __init__(self, plan: JobPlan, history: TrainHistory, users: np.ndarray, size: int,
                  store: KnowledgeStore) -> None:
         self.plan, self.history, self.size, self.store = plan, history, size, store
         self.users = [int(u) for u in users]

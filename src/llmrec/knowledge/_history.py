@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import Dataset, Split
-from ..data._split import TRAIN
+from ..data import TRAIN, Dataset, Split
 from ._facts import display_titles
 
 

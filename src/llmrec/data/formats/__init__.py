@@ -12,6 +12,7 @@ from types import ModuleType
 from ...errors import ConfigError, DataError
 from . import amazon, movielens, recbole, tabular
 from ._common import RawData
+from ._text import check_encoding, parse_separator
 
 FORMATS: dict[str, ModuleType] = {
     "recbole": recbole,
