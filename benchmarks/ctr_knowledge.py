@@ -39,8 +39,8 @@ import argparse
 import os
 import tomllib
 
-from llmrec.ctr._bench import KnowledgeBenchConfig, run_knowledge_bench, summary_table
-from llmrec.ctr._data import CTRDataConfig
+from llmrec.bench.knowledge import KnowledgeBenchConfig, run_knowledge_bench, summary_table
+from llmrec.ctr import CTRDataConfig
 
 
 def main() -> None:

@@ -28,8 +28,7 @@ import numpy as np
 from llmrec._io import llmrec_home
 from llmrec._table import format_table
 from llmrec.ctr import CTR_MODELS, auc, build_ctr_data, ctr_metrics
-from llmrec.ctr._data import load_ctr_dataset
-from llmrec.ctr._knowledge import knowledge_tables
+from llmrec.ctr import knowledge_tables, load_ctr_dataset
 from llmrec.encode import ENCODERS
 
 

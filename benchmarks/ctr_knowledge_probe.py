@@ -24,7 +24,7 @@ import torch
 
 from llmrec._table import format_table
 from llmrec.ctr import CTRDataConfig, auc, build_ctr_data
-from llmrec.ctr._knowledge import knowledge_tables
+from llmrec.ctr import knowledge_tables
 from llmrec.data import load_dataset
 from llmrec.encode import ENCODERS
 

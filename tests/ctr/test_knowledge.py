@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmrec.ctr._knowledge import knowledge_tables
+from llmrec.ctr import knowledge_tables
 from llmrec.encode import HashingEncoder, item_metadata_texts, user_history_texts
 from llmrec.errors import ConfigError
 

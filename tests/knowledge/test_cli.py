@@ -120,8 +120,7 @@ def test_cli_errors_are_one_line_with_status_2(resumed_store, tmp_path, capsys) 
 def test_ctr_profile_knowledge_feeds_the_ctr_task(ml100k, tiny_templates, llmrec_home) -> None:
     """`--history ctr-profile` writes its own store, whose user prompts show profile events
     only, and the CTR knowledge tables read exactly that store."""
-    from llmrec.ctr._data import build_ctr_data
-    from llmrec.ctr._knowledge import knowledge_tables
+    from llmrec.ctr import build_ctr_data, knowledge_tables
     from llmrec.data import Preprocessing, load_dataset
     from llmrec.encode import HashingEncoder
     from llmrec.knowledge import KnowledgeStore

@@ -84,7 +84,7 @@ def test_ctr_profile_prompts_never_name_a_ctr_sample(ml100k) -> None:
     """Knowledge for the CTR task (``--history ctr-profile``): no prompt about a user names an
     item that is one of that user's CTR samples (train, valid or test) -- the samples taken
     from the CTR data itself, not from the split under test."""
-    from llmrec.ctr._data import build_ctr_data, profile_split
+    from llmrec.ctr import build_ctr_data, profile_split
     from llmrec.data import Preprocessing, load_dataset
 
     ds = load_dataset("ml-100k", preprocessing=Preprocessing())

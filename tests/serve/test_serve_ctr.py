@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="module")
 def ctr_artifacts(serve_run, artifacts, tmp_path_factory):
     from llmrec.ctr import DeepFM, build_ctr_data
-    from llmrec.ctr._knowledge import knowledge_tables
+    from llmrec.ctr import knowledge_tables
     from llmrec.encode import HashingEncoder
     from llmrec.serve import ServeConfig, load_artifacts, save_ctr_ranker
 

@@ -225,8 +225,8 @@ def run_one(variant: str, seed: int, cfg: RepresentationBenchConfig, data: tuple
 
 
 def _ctr_config(cfg: RepresentationBenchConfig):
-    from ..ctr._bench import KnowledgeBenchConfig
-    from ..ctr._data import CTRDataConfig
+    from ..ctr import CTRDataConfig
+    from .knowledge import KnowledgeBenchConfig
 
     return KnowledgeBenchConfig(dataset=cfg.dataset, models=(cfg.ctr_model,), seeds=cfg.seeds,
                                 encoder=cfg.encoder, user_mode="individual",
@@ -238,13 +238,13 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
                      progress: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every (CTR variant, seed) of ``variants``; returns the records and the data protocol.
 
-    Runs go through :func:`llmrec.ctr._bench.run_cached`, so they are shared with (and keyed
+    Runs go through :func:`llmrec.bench.knowledge.run_cached`, so they are shared with (and keyed
     like) ``llmrec bench knowledge``; semantic and random codes add their hash to the key.
     """
     from ..ctr import CTR_MODELS
-    from ..ctr._bench import _array_hash, measure_latency, run_cached
-    from ..ctr._data import build_ctr_data, load_ctr_dataset
-    from ..ctr._knowledge import knowledge_tables
+    from .._io import array_hash
+    from ..ctr import build_ctr_data, knowledge_tables, load_ctr_dataset
+    from .knowledge import measure_latency, run_cached
     from ..encode import ENCODERS
     from ..tokenize.dataset import tokenize_items
 
@@ -252,7 +252,7 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
     ds = load_ctr_dataset(cfg.dataset, **cfg.load_options)
     base = build_ctr_data(ds, kcfg.data)
     runs = llmrec_home() / "bench" / "ctr-runs"
-    base_key = {"data": _array_hash(base.user, base.item, base.label, base.hist_items,
+    base_key = {"data": array_hash(base.user, base.item, base.label, base.hist_items,
                                     base.part),
                 "data_config": to_dict(kcfg.data), "rare_items": kcfg.rare_items}
     records = []
@@ -264,7 +264,7 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
                                       progress=progress)
             data, knowledge = tables.attach(base), True
             key["knowledge"] = {"source": source, "encoder": tables.encoder,
-                                "vectors": _array_hash(tables.item, tables.user)}
+                                "vectors": array_hash(tables.item, tables.user)}
         for seed in cfg.seeds:
             if variant in ("ctr-id+semantic-id", "ctr-id+random-id"):
                 method = "rq-kmeans" if variant == "ctr-id+semantic-id" else "random"
@@ -274,7 +274,7 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
                 codes = ids.codes[:, :cfg.id_levels]        # the item id already tells apart
                 data, label = base.with_item_codes(codes), variant[len("ctr-id+"):]
                 key = {**base_key, "knowledge": None,
-                       "item_codes": {"method": method, "codes": _array_hash(codes)}}
+                       "item_codes": {"method": method, "codes": array_hash(codes)}}
             record = run_cached(cfg.ctr_model, knowledge, seed, data, data, kcfg, runs, key,
                                 progress, label=label)
             model = CTR_MODELS[cfg.ctr_model](knowledge=knowledge).build(data.schema)

@@ -54,8 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_knowledge(args: argparse.Namespace) -> int:
-    from ..ctr._bench import KnowledgeBenchConfig, run_knowledge_bench, summary_table
-    from ..ctr._data import CTRDataConfig
+    from ..bench.knowledge import KnowledgeBenchConfig, run_knowledge_bench, summary_table
+    from ..ctr import CTRDataConfig
 
     if args.seeds < 1:
         from ..errors import ConfigError

@@ -102,7 +102,7 @@ def _data(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _ctr_profile_data(args: argparse.Namespace) -> tuple[Any, Any]:
     """The CTR task's data (no k-core) with its profile events as the training part."""
-    from ..ctr._data import CTRDataConfig, ctr_store_name, load_ctr_dataset, profile_split
+    from ..ctr import CTRDataConfig, ctr_store_name, load_ctr_dataset, profile_split
 
     if args.config or args.sets:
         raise LlmrecError("--history ctr-profile uses the CTR task's data; --config/--set "

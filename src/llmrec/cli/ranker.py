@@ -33,11 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ranker(args: argparse.Namespace) -> int:
-    from ..ctr import CTR_MODELS, CTRDataConfig, build_ctr_data
-    from ..ctr._bench import fit_and_test
-    from ..ctr._data import load_ctr_dataset
-    from ..ctr._knowledge import knowledge_tables
-    from ..ctr._metrics import ctr_metrics
+    from ..ctr import (CTR_MODELS, CTRDataConfig, build_ctr_data, ctr_metrics, fit_and_test,
+                       knowledge_tables, load_ctr_dataset)
     from ..encode import ENCODERS
     from ..runs import open_run
     from ..serve import save_ctr_ranker

@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import ServeConfig, create_app, load_artifacts, parse_weights
-        from ..serve._guard import http_protocol
+        from ..serve import http_protocol
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -117,7 +117,7 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
     them all on SIGTERM/SIGINT. Returns 0 after a requested stop, 1 if workers kept dying."""
     import uvicorn
 
-    from ..serve._guard import http_protocol
+    from ..serve import http_protocol
 
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.create_server((host, port), family=family, backlog=2048)

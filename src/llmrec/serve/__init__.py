@@ -15,9 +15,10 @@ Needs the ``serve`` and ``faiss`` extras; FastAPI, uvicorn and FAISS are importe
 from ._app import create_app
 from ._artifacts import Artifacts, build_index, load_artifacts
 from ._config import CHANNELS, ServeConfig, parse_weights
+from ._guard import http_protocol
 from ._rank import CTRRanker, mmr, save_ctr_ranker
 from ._service import RequestError, Service
 
 __all__ = ["CHANNELS", "Artifacts", "CTRRanker", "RequestError", "ServeConfig", "Service",
-           "build_index", "create_app", "load_artifacts", "mmr", "parse_weights",
+           "build_index", "create_app", "http_protocol", "load_artifacts", "mmr", "parse_weights",
            "save_ctr_ranker"]

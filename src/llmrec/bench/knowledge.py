@@ -16,7 +16,6 @@ interrupted ones (trainer checkpoints). Only the report goes to the output folde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import statistics
@@ -28,14 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._io import atomic_write_text, content_hash, llmrec_home, write_json
+from .._io import array_hash, atomic_write_text, content_hash, llmrec_home, write_json
 from ..config import to_dict
+from ..ctr import (CTR_MODELS, CTRData, CTRDataConfig, CTRModel, auc, build_ctr_data,
+                   ctr_metrics, fit_and_test, knowledge_tables, load_ctr_dataset)
 from ..encode import ENCODERS
-from . import CTR_MODELS
-from ._base import CTRModel
-from ._data import CTRData, CTRDataConfig, build_ctr_data, load_ctr_dataset
-from ._knowledge import knowledge_tables
-from ._metrics import auc, ctr_metrics
 
 log = logging.getLogger(__name__)
 ADAPTER_OPTIONS = {"num_shared_experts", "num_dedicated_experts", "expert_sizes",
@@ -60,13 +56,6 @@ class KnowledgeBenchConfig:
     latency_samples: int = 1000
     model_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"dropout": 0.3}
     load_options: dict[str, Any] = field(default_factory=dict)    # reader options of a path
-
-
-def _array_hash(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
 
 
 def latency_ms_per_1000(model: CTRModel, data: CTRData, n: int = 1000, repeats: int = 15
@@ -107,23 +96,6 @@ def _options(cfg: KnowledgeBenchConfig, knowledge: bool) -> dict[str, Any]:
     """``cfg.model_options``, less the adaptor's options for a model without knowledge (so
     an adaptor ablation shares its baseline runs with the main benchmark)."""
     return {k: v for k, v in cfg.model_options.items() if knowledge or k not in ADAPTER_OPTIONS}
-
-
-def fit_and_test(model: CTRModel, data: CTRData, *, run_dir: Path | None = None,
-                 progress: bool = True) -> tuple[CTRData, np.ndarray, float | None]:
-    """Fit on ``data``'s train part (early stopping on valid), prestore the knowledge vectors
-    of a knowledge model, then predict the test part the way a service would: from the stored
-    vectors only. Returns the test samples, their click probabilities, and the seconds the
-    prestoring took (None without knowledge)."""
-    model.fit(data.train, data.valid, run_dir=run_dir, progress=progress)
-    test = data.test
-    prestore_seconds = None
-    if model.config.knowledge:
-        t0 = time.perf_counter()
-        model.prestore(data)
-        prestore_seconds = round(time.perf_counter() - t0, 3)
-        test = test.without_knowledge()          # inference sees stored vectors only
-    return test, model.predict(test), prestore_seconds
 
 
 def run_cached(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRData | None,
@@ -238,11 +210,11 @@ def run_knowledge_bench(cfg: KnowledgeBenchConfig, output: str | Path | None = N
     tables = knowledge_tables(ds, base, cfg.source, encoder, user_mode=cfg.user_mode,
                               progress=progress)
     kdata = tables.attach(base)
-    key_parts = {"data": _array_hash(base.user, base.item, base.label, base.hist_items,
+    key_parts = {"data": array_hash(base.user, base.item, base.label, base.hist_items,
                                      base.part),
                  "data_config": to_dict(cfg.data), "rare_items": cfg.rare_items,
                  "knowledge": {"source": cfg.source, "encoder": tables.encoder,
-                               "vectors": _array_hash(tables.item, tables.user)}}
+                               "vectors": array_hash(tables.item, tables.user)}}
     runs = llmrec_home() / "bench" / "ctr-runs"
     records = [run_cached(name, knowledge, seed, base, kdata, cfg, runs, key_parts, progress)
                for name in cfg.models for knowledge in (False, True) for seed in cfg.seeds]

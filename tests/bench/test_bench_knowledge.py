@@ -9,7 +9,7 @@ import json
 import pytest
 
 from llmrec.cli import main
-from llmrec.ctr._bench import KnowledgeBenchConfig, run_knowledge_bench, summarize
+from llmrec.bench.knowledge import KnowledgeBenchConfig, run_knowledge_bench, summarize
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_summary_pairs_lifts_by_seed():
 
 
 def test_adaptor_ablations_share_the_baseline_runs():
-    from llmrec.ctr._bench import _options
+    from llmrec.bench.knowledge import _options
 
     cfg = KnowledgeBenchConfig(model_options={"knowledge_kinds": ["item"], "dropout": 0.3})
     assert _options(cfg, knowledge=False) == {"dropout": 0.3}
