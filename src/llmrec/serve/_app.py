@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from ._artifacts import Artifacts
+from ._batch import MicroBatcher
 from ._service import RequestError, Service
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ def create_app(artifacts: Artifacts):
 
     cfg = artifacts.config
     service = Service(artifacts)
+    batcher = (MicroBatcher(service, window=cfg.batch_window_ms / 1000, max_batch=cfg.batch_max)
+               if cfg.batch_window_ms > 0 else None)
     max_n, max_history = cfg.max_n, cfg.max_history
     Id = Annotated[StrictStr, Field(min_length=1, max_length=64)] | StrictInt
 
@@ -171,7 +174,12 @@ def create_app(artifacts: Artifacts):
                   description="Multi-channel retrieval (sequential model + FAISS ANN + "
                   "popularity), ranking, MMR re-ranking, explanations from stored knowledge.")
     app.state.service = service
+    app.state.batcher = batcher
     app.state.registry = registry
+
+    async def _now(**request):
+        return service.recommend(**request)
+
     page = resources.files("llmrec.serve").joinpath("static/index.html").read_text("utf-8")
 
     @app.exception_handler(RequestError)
@@ -216,7 +224,7 @@ def create_app(artifacts: Artifacts):
 
     @app.post("/recommend")
     async def recommend(req: RecommendRequest):
-        out = service.recommend(
+        out = await (batcher.recommend if batcher else _now)(
             user_id=None if req.user_id is None else str(req.user_id),
             history=None if req.history is None else [str(x) for x in req.history],
             n=req.n, exclude_seen=req.exclude_seen, exclude=[str(x) for x in req.exclude],
