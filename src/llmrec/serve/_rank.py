@@ -112,6 +112,7 @@ class CTRRanker:
         self.user_table = torch.from_numpy(
             add_average_user(self.model, t["user_table"]).astype(np.int64))
         self.fast = None
+        self.user_scores: np.ndarray | None = None       # see prestore
         if isinstance(self.model.module, DINModule):
             self.fast = DINScorer(self.model, self.user_table.numpy(), t["item_table"],
                                   t["item_genres"])
@@ -121,6 +122,32 @@ class CTRRanker:
         path = "precomputed item side" if self.fast is not None else "model forward"
         return (f"CTR model {self.model.name} ({knowledge}, {path}) on fused candidates "
                 "(users it does not know: the average user)")
+
+    def prestore(self, dataset: Any, max_bytes: int, users_per_call: int = 8) -> None:
+        """Compute at start-up what does not depend on the request: DIN's attention weights of
+        every item pair for unrated (explicit) histories, and the click probabilities of every
+        serving item for every known user's stored history, ``user_scores`` (n_users,
+        n_items) float32 (as the sequential channel prestores its scores); each only within
+        ``max_bytes``."""
+        if self.fast is not None:
+            self.fast.prestore_unrated(max_bytes)
+        n_items = len(self.item_map)
+        if dataset.n_users * n_items * 4 > max_bytes:
+            return
+        table = np.empty((dataset.n_users, n_items), dtype=np.float32)
+        every = np.arange(n_items)
+        for lo in range(0, dataset.n_users, users_per_call):
+            users = range(lo, min(lo + users_per_call, dataset.n_users))
+            rows = self.score_many([(u, *stored_history(dataset, u), every) for u in users])
+            table[lo:lo + len(rows)] = np.stack(rows)
+        self.user_scores = table
+
+    def stored_scores(self, user: int, candidates: np.ndarray) -> np.ndarray | None:
+        """:meth:`score` of ``user``'s stored history, from the prestored table (None if the
+        ranker has none)."""
+        if self.user_scores is None:
+            return None
+        return self.user_scores[user, candidates].astype(np.float64)
 
     def ctr_user(self, user: int | None) -> int:
         """The CTR user row of a serving user (None or unknown: the average user)."""
@@ -198,6 +225,15 @@ class CTRRanker:
         return np.split(probs, np.cumsum(sizes)[:-1])
 
 
+def stored_history(dataset: Any, user: int) -> tuple[np.ndarray, np.ndarray]:
+    """A known user's stored history: item indices (h,) int64, oldest first, and their stars
+    (h,) float32 (0 where the data has no rating)."""
+    inter = dataset.interactions
+    lo, hi = int(inter.indptr[user]), int(inter.indptr[user + 1])
+    return (inter.item[lo:hi].astype(np.int64),
+            np.nan_to_num(inter.rating[lo:hi], nan=0.0).astype(np.float32))
+
+
 def add_average_user(model: Any, user_table: np.ndarray) -> np.ndarray:
     """Give a loaded CTR model one more user row, the average known user, and return the user
     table with its codes appended (index ``len(user_table)``).
@@ -245,4 +281,7 @@ def load_ranker(run_dir: Path, run: Any, cfg: Any) -> CTRRanker | None:
             raise ConfigError(f"ranker = 'ctr' but {folder} holds no CTR model "
                               "(train one: llmrec ranker RUN_DIR)")
         return None
-    return CTRRanker(folder, run.dataset.items.ids, run.dataset.users.ids)
+    ranker = CTRRanker(folder, run.dataset.items.ids, run.dataset.users.ids)
+    if cfg.prestore_users:
+        ranker.prestore(run.dataset, cfg.prestore_max_mb * 2**20)
+    return ranker

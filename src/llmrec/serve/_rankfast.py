@@ -134,19 +134,53 @@ class DINScorer:
                 user_side = user_side + pre["user"] @ block["know_user"]
         self.item_head = item_side.contiguous()                              # (N, M1)
         self.user_head = user_side.contiguous()                              # (U, M1)
+        self.pair_weight: torch.Tensor | None = None     # see prestore_unrated
+        self._pair_flat: np.ndarray | None = None
+
+    @torch.inference_mode()
+    def prestore_unrated(self, max_bytes: int, chunk: int = 16) -> bool:
+        """Attention weights of every (target item, history item) pair for histories without
+        ratings (explicit histories sent with a request): ``pair_weight`` (N, N + 1), the last
+        column (padding) 0. With no rating the history vector is the item embedding, so the
+        weight depends on the two items only. False (nothing stored) above ``max_bytes``."""
+        n = self.pad_item
+        if n * (n + 1) * 4 > max_bytes:
+            return False
+        emb = self.item_emb[:n]                                              # (N, D)
+        hist_att = emb @ self.att_hist                                       # (N, A1)
+        table = torch.zeros(n, n + 1)
+        for lo in range(0, n, chunk):
+            t = emb[lo:lo + chunk]                                           # (c, D)
+            z = ((t.unsqueeze(1) * emb.unsqueeze(0)) @ self.att_pair         # (c, N, A1)
+                 + hist_att.unsqueeze(0) + self.item_att[lo:lo + chunk].unsqueeze(1))
+            table[lo:lo + chunk, :n] = _run(self.att_tail, z).squeeze(-1)
+        self.pair_weight = table
+        self._pair_flat = table.numpy().reshape(-1)                          # a view
+        return True
 
     @torch.inference_mode()
     def score(self, queries: Sequence[RankQuery]) -> list[np.ndarray]:
         """Click probabilities (m_r,) float64 for each query's candidates."""
+        rated = [bool(q.ratings.any()) for q in queries]
+        if self.pair_weight is not None and any(rated) and not all(rated):
+            out: list[np.ndarray] = [np.zeros(0)] * len(queries)
+            for flag in (False, True):           # unrated via the pair table, rated live
+                part = [k for k, r in enumerate(rated) if r == flag]
+                for k, p in zip(part, self.score([queries[k] for k in part])):
+                    out[k] = p
+            return out
         R = len(queries)
         sizes = [len(q.items) for q in queries]
         if not sum(sizes):
             return [np.zeros(0) for _ in queries]
+        # (row gathers with index_select / numpy take: several times faster than x[idx])
         H = max(len(q.history) for q in queries)
-        cand = torch.from_numpy(np.concatenate([q.items for q in queries]).astype(np.int64))
-        req = torch.from_numpy(np.repeat(np.arange(R), sizes))               # (M,)
-        users = torch.tensor([q.user for q in queries], dtype=torch.int64)
-        x = self.item_head[cand] + self.user_head[users][req]                # (M, M1)
+        cand_np = np.concatenate([q.items for q in queries]).astype(np.int64)
+        cand = torch.from_numpy(cand_np)                                     # (M,)
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        x = torch.index_select(self.item_head, 0, cand)                      # (M, M1)
+        for r, q in enumerate(queries):
+            x[bounds[r]:bounds[r + 1]] += self.user_head[q.user]
         if H:
             hist = np.full((R, H), self.pad_item, dtype=np.int64)
             stars = np.zeros((R, H), dtype=np.int64)
@@ -155,15 +189,29 @@ class DINScorer:
                     hist[r, H - len(q.history):] = q.history
                     stars[r, H - len(q.history):] = q.ratings
             hist_t = torch.from_numpy(hist)
-            hv = self.item_emb[hist_t] + self.rating_emb[torch.from_numpy(stars)]  # (R, H, D)
-            mask = (hist_t != self.pad_item).float()                         # (R, H)
-            hist_att = hv @ self.att_hist                                    # (R, H, A1)
-            target = self.item_emb[cand]                                     # (M, D)
-            hv_m = hv[req]                                                   # (M, H, D)
-            z = ((hv_m * target.unsqueeze(1)) @ self.att_pair                # (M, H, A1)
-                 + hist_att[req] + self.item_att[cand].unsqueeze(1))
-            weight = _run(self.att_tail, z).squeeze(-1) * mask[req]          # (M, H)
-            interest = torch.bmm(weight.unsqueeze(1), hv_m).squeeze(1)       # (M, D)
-            x = x + interest @ self.head_interest
+            hv = (torch.index_select(self.item_emb, 0, hist_t.view(-1))
+                  + torch.index_select(self.rating_emb, 0, torch.from_numpy(stars).view(-1))
+                  ).view(R, H, -1)                                           # (R, H, D)
+            req_np = np.repeat(np.arange(R), sizes)                          # (M,)
+            if self.pair_weight is not None and not stars.any():
+                n1 = self.pad_item + 1
+                weight = torch.from_numpy(np.take(self._pair_flat, cand_np[:, None] * n1
+                                                  + hist[req_np]))           # (M, H)
+            else:
+                req = torch.from_numpy(req_np)
+                mask = (hist_t != self.pad_item).float()                     # (R, H)
+                hist_att = hv @ self.att_hist                                # (R, H, A1)
+                target = torch.index_select(self.item_emb, 0, cand)          # (M, D)
+                z = ((torch.index_select(hv, 0, req) * target.unsqueeze(1)) @ self.att_pair
+                     + torch.index_select(hist_att, 0, req)
+                     + torch.index_select(self.item_att, 0, cand).unsqueeze(1))  # (M, H, A1)
+                weight = (_run(self.att_tail, z).squeeze(-1)
+                          * torch.index_select(mask, 0, req))               # (M, H)
+            # head block of the pooled interest: (w @ hv) @ W_i = w @ (hv @ W_i), per request
+            hist_head = hv @ self.head_interest                              # (R, H, M1)
+            for r in range(R):
+                lo, hi = bounds[r], bounds[r + 1]
+                if hi > lo:
+                    x[lo:hi].addmm_(weight[lo:hi], hist_head[r])             # (m_r, M1)
         probs = torch.sigmoid(_run(self.head_tail, x).squeeze(-1)).double().numpy()
-        return np.split(probs, np.cumsum(sizes)[:-1])
+        return [probs[bounds[r]:bounds[r + 1]] for r in range(R)]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._artifacts import Artifacts
 from ._channels import CHANNELS, Query, needs_forward, retrieve, search, sequential_scores
-from ._rank import mmr
+from ._rank import mmr, stored_history
 
 
 class RequestError(Exception):
@@ -159,9 +159,7 @@ class Service:
             ratings = np.zeros(len(hist), dtype=np.float32)
             source = "request"
         elif user is not None:
-            lo, hi = int(self._indptr[user]), int(self._indptr[user + 1])
-            hist = ds.interactions.item[lo:hi].astype(np.int64)
-            ratings = np.nan_to_num(self._ratings[lo:hi], nan=0.0)
+            hist, ratings = stored_history(ds, user)
             source = "stored"
         else:
             hist, ratings, source = np.zeros(0, np.int64), np.zeros(0, np.float32), "none"
@@ -179,7 +177,9 @@ class Service:
         score, ranker = cands.fused.astype(np.float64), "fused"
         items = cands.items
         if art.ranker is not None and len(items):
-            ctr = yield Work("rank", (user, hist, ratings, items))
+            ctr = art.ranker.stored_scores(user, items) if source == "stored" else None
+            if ctr is None:
+                ctr = yield Work("rank", (user, hist, ratings, items))
             order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
             items, score = items[order], ctr[order]
             cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
