@@ -160,7 +160,8 @@ def create_app(artifacts: Artifacts):
     requests = Counter("llmrec_http_requests", "HTTP requests", ["method", "route", "status"],
                        registry=registry)
     latency = Histogram("llmrec_http_request_seconds", "request latency", ["route"],
-                        registry=registry, buckets=(.001, .002, .005, .01, .02, .05, .1, .25,
+                        registry=registry, buckets=(.0005, .001, .0015, .002, .003, .004, .005,
+                                                    .0075, .01, .015, .02, .03, .05, .1, .25,
                                                     .5, 1, 2.5))
     channel_items = Counter("llmrec_recommended_items", "recommended items by channel of "
                             "origin", ["channel"], registry=registry)
