@@ -2,7 +2,7 @@
 
 Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port (once per ``--rankers``
 setting: ``auto`` ranks with the run's CTR model if it has one, ``fused`` serves the fused
-retrieval score), waits for /healthz, then for each request kind (``--modes``) and concurrency
+retrieval score), waits for /info, then for each request kind (``--modes``) and concurrency
 runs a bounded closed-loop load for ``--seconds`` (after a short warm-up) with wrk (Debian
 package ``wrk``; one thread, a Lua script drawing the request bodies) or, where wrk is missing,
 an async httpx client: each of the C connections sends its next request as soon as its
@@ -206,7 +206,7 @@ def start_server(args, ranker: str) -> tuple[subprocess.Popen, str, dict]:
         if server.poll() is not None:
             raise SystemExit(f"server exited with status {server.returncode}")
         try:
-            return server, url, httpx.get(url + "/healthz", timeout=1).json()
+            return server, url, httpx.get(url + "/info", timeout=1).json()
         except httpx.HTTPError:
             if time.monotonic() > deadline:
                 server.terminate()

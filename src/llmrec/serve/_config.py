@@ -10,6 +10,8 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     index = "hnsw"            # "hnsw" (approximate) or "flat" (exact inner product)
     ranker = "auto"           # "auto": CTR model if the run has one, else "fused"
     diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
+    max_body_bytes = 1000000  # request bodies over this get 413 (bytes counted as they arrive)
+    body_timeout = 10.0       # seconds for a whole request body to arrive, else 408
     batch_window_ms = 2.0     # longest wait to batch concurrent forwards; 0 = no batching
 """
 
@@ -43,6 +45,7 @@ class ServeConfig:
     max_n: int = 100
     max_history: int = 1000
     max_body_bytes: int = 1_000_000
+    body_timeout: float = 10.0       # seconds for a whole request body to arrive, else 408
     explanation_chars: int = 160
     batch_window_ms: float = 2.0     # micro-batching of concurrent forwards (see _batch.py)
     batch_max: int = 32
@@ -64,6 +67,9 @@ class ServeConfig:
                      "prestore_max_mb", "batch_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 < self.body_timeout <= 3600:
+            raise ConfigError(f"body_timeout must be in (0, 3600] seconds, not "
+                              f"{self.body_timeout}")
         if not 0.0 <= self.batch_window_ms <= 100.0:
             raise ConfigError(f"batch_window_ms must be in [0, 100], not {self.batch_window_ms}")
         if not 0.0 <= self.diversity <= 1.0:
