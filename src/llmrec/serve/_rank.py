@@ -120,8 +120,15 @@ class CTRRanker:
     def describe(self) -> str:
         knowledge = "prestored knowledge vectors" if self.model.prestored else "no knowledge"
         path = "precomputed item side" if self.fast is not None else "model forward"
+        pre = []
+        if self.fast is not None and self.fast.pair_weight is not None:
+            pre.append("attention of every item pair for unrated histories")
+        if self.user_scores is not None:
+            pre.append("scores of every known user's stored history "
+                       f"({self.prestore_seconds:.1f} s)")
         return (f"CTR model {self.model.name} ({knowledge}, {path}) on fused candidates "
-                "(users it does not know: the average user)")
+                "(users it does not know: the average user)"
+                + (f"; prestored: {', '.join(pre)}" if pre else ""))
 
     def prestore(self, dataset: Any, max_bytes: int, users_per_call: int = 8) -> None:
         """Compute at start-up what does not depend on the request: DIN's attention weights of
@@ -129,6 +136,9 @@ class CTRRanker:
         serving item for every known user's stored history, ``user_scores`` (n_users,
         n_items) float32 (as the sequential channel prestores its scores); each only within
         ``max_bytes``."""
+        import time
+
+        t0 = time.perf_counter()
         if self.fast is not None:
             self.fast.prestore_unrated(max_bytes)
         n_items = len(self.item_map)
@@ -141,6 +151,7 @@ class CTRRanker:
             rows = self.score_many([(u, *stored_history(dataset, u), every) for u in users])
             table[lo:lo + len(rows)] = np.stack(rows)
         self.user_scores = table
+        self.prestore_seconds = time.perf_counter() - t0
 
     def stored_scores(self, user: int, candidates: np.ndarray) -> np.ndarray | None:
         """:meth:`score` of ``user``'s stored history, from the prestored table (None if the
