@@ -1,18 +1,26 @@
 """Load test of ``llmrec serve``: throughput and latency of POST /recommend on 127.0.0.1.
 
-Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port, waits for /info,
-then for each concurrency (default 1, 8, 32) runs a bounded closed-loop load for ``--seconds``
-(after a short warm-up) with wrk (Debian package ``wrk``; one thread, a Lua script drawing the
-request bodies) or, where wrk is missing, an async httpx client: each of the C connections
-sends its next request as soon as its previous one answered. Requests draw random known users
-(their sequential scores were prestored when the server started; the ANN channel, fusion,
-filters, MMR and explanations run on every request) or, with ``--mode history``, an explicit
-20-item history of an anonymous user (the model's forward pass then runs on the request).
-Prints a table: requests/s, p50/p95/p99 in ms, errors, CPU time per request of the server
-(all its worker processes) and of the client, and the server's resident memory (RSS, summed
-over its processes) before and after each level.
+Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port (once per ``--rankers``
+setting: ``auto`` ranks with the run's CTR model if it has one, ``fused`` serves the fused
+retrieval score), waits for /info, then for each request kind (``--modes``) and concurrency
+runs a bounded closed-loop load for ``--seconds`` (after a short warm-up) with wrk (Debian
+package ``wrk``; one thread, a Lua script drawing the request bodies) or, where wrk is missing,
+an async httpx client: each of the C connections sends its next request as soon as its
+previous one answered. Request kinds: ``user`` draws random known users (their stored
+histories; the sequential channel's scores and, with a CTR ranker, the ranker's click
+probabilities were prestored when the server started; the ANN channel, fusion, MMR and
+explanations run on every request); ``history`` sends an explicit 20-item history of an
+anonymous user (the sequential model's forward and the ranker's run on every request, batched
+across concurrent requests). Every request asks for MMR with ``--diversity``.
 
-    .venv/bin/python benchmarks/serve_load.py RUN_DIR [--workers 2] [--client wrk|httpx]
+Prints one table: requests/s, client-side p50/p95/p99 in ms, server-side p50/p99 (the
+service's own latency histogram, ``llmrec_http_request_seconds`` from /metrics, interpolated
+inside its buckets), errors, CPU time per request of the server (all its worker processes)
+and of the client, and the server's resident memory (RSS, summed over its processes) before
+and after each level.
+
+    .venv/bin/python benchmarks/serve_load.py RUN_DIR [--workers 2] [--modes user,history]
+        [--rankers auto,fused] [--concurrency 1,8,32] [--client wrk|httpx]
 
 The client runs on the same machine as the server (2 shared cores here): its CPU time is
 taken from the server's, so these are lower bounds for the server alone.
@@ -89,7 +97,7 @@ end
 
 
 def wrk_level(url: str, bodies: list[dict], concurrency: int, seconds: float,
-              warmup: float) -> dict:
+              warmup: float, between=lambda: None) -> dict:
     """The same closed-loop load from wrk (C, one thread): far less client CPU than httpx."""
     import json
     import tempfile
@@ -106,6 +114,7 @@ def wrk_level(url: str, bodies: list[dict], concurrency: int, seconds: float,
             return next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK ")).split()
 
         warm = int(run(warmup)[1]) if warmup > 0 else 0
+        between()
         _, n, errors, micros, p50, p95, p99 = run(seconds)
     n = int(n)
     return {"requests": n, "rps": n / (float(micros) / 1e6), "p50": float(p50) / 1000,
@@ -114,7 +123,7 @@ def wrk_level(url: str, bodies: list[dict], concurrency: int, seconds: float,
 
 
 async def level(url: str, bodies: list[dict], concurrency: int, seconds: float,
-                warmup: float) -> dict:
+                warmup: float, between=lambda: None) -> dict:
     latencies: list[float] = []
     errors = warm = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -138,6 +147,7 @@ async def level(url: str, bodies: list[dict], concurrency: int, seconds: float,
 
         await asyncio.gather(*(worker(time.perf_counter() + warmup, False)
                                for _ in range(concurrency)))
+        between()
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
@@ -147,10 +157,99 @@ async def level(url: str, bodies: list[dict], concurrency: int, seconds: float,
             "warmup_requests": warm}
 
 
+def server_histogram(url: str) -> dict[float, float]:
+    """Cumulative counts of POST /recommend's latency histogram: upper bound (s) -> count."""
+    out: dict[float, float] = {}
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("llmrec_http_request_seconds_bucket{") and \
+                'route="/recommend"' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantile(before: dict, after: dict, q: float) -> float:
+    """The q-quantile (ms) of the requests observed between two snapshots, interpolated
+    linearly inside its bucket (as Prometheus' histogram_quantile)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        return float("nan")
+    rank, lo, below = q * total, 0.0, 0.0
+    for b, c in zip(bounds, counts):
+        if c >= rank:
+            if b == float("inf"):
+                return lo * 1000
+            return 1000 * (lo + (b - lo) * (rank - below) / max(c - below, 1e-12))
+        lo, below = b, c
+    return float("nan")
+
+
 def _children_cpu() -> float:
     """CPU seconds of finished child processes (the wrk runs)."""
     t = os.times()
     return t.children_user + t.children_system
+
+
+def start_server(args, ranker: str) -> tuple[subprocess.Popen, str, dict]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "llmrec", "-q", "serve", args.run_dir, "--port", str(port),
+           "--weights", args.weights, "--encoder", args.encoder, "--workers", str(args.workers),
+           "--ranker", ranker]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with status {server.returncode}")
+        try:
+            return server, url, httpx.get(url + "/info", timeout=1).json()
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise SystemExit("server did not start in 600 s") from None
+            time.sleep(0.5)
+
+
+def request_bodies(url: str, mode: str, n: int, diversity: float) -> list[dict]:
+    users = httpx.get(url + "/users", params={"limit": 1000}).json()["users"]
+    if mode == "user":
+        return [{"user_id": u["user_id"], "n": n, "diversity": diversity} for u in users]
+    # explicit 20-item histories (other users' latest items): the model runs per request
+    bodies = []
+    for u in random.Random(0).sample(users, min(200, len(users))):
+        h = httpx.get(f"{url}/users/{u['user_id']}", params={"limit": 20}).json()
+        bodies.append({"user_id": f"anon-{u['user_id']}", "n": n, "diversity": diversity,
+                       "history": [it["item_id"] for it in h["history"][::-1]]})
+    return bodies
+
+
+def run_levels(args, client: str, url: str, pid: int, bodies: list[dict]) -> list[tuple]:
+    rows = []
+    for c in (int(x) for x in args.concurrency.split(",")):
+        before = tree_rss(pid)
+        marks: dict[str, object] = {}
+
+        def between() -> None:
+            marks["hist"] = server_histogram(url)
+            marks["cpu"] = tree_cpu(pid)
+            marks["own"] = time.process_time() + _children_cpu()
+
+        if client == "wrk":
+            r = wrk_level(url, bodies, c, args.seconds, args.warmup, between)
+        else:
+            r = asyncio.run(level(url, bodies, c, args.seconds, args.warmup, between))
+        hist = server_histogram(url)
+        r["server_cpu_ms"] = 1000 * (tree_cpu(pid) - marks["cpu"]) / max(r["requests"], 1)
+        r["client_cpu_ms"] = (1000 * (time.process_time() + _children_cpu() - marks["own"])
+                              / max(r["requests"], 1))
+        r["server_p50"] = histogram_quantile(marks["hist"], hist, 0.50)
+        r["server_p99"] = histogram_quantile(marks["hist"], hist, 0.99)
+        rows.append((c, r, before, tree_rss(pid)))
+    return rows
 
 
 def main() -> int:
@@ -160,85 +259,57 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--n", type=int, default=10)
-    ap.add_argument("--mode", choices=("user", "history"), default="user")
+    ap.add_argument("--diversity", type=float, default=0.3, help="MMR strength per request")
+    ap.add_argument("--modes", default="user,history",
+                    help="request kinds: user (stored histories), history (explicit)")
+    ap.add_argument("--mode", choices=("user", "history"), help="one kind (old flag)")
+    ap.add_argument("--rankers", default="auto,fused",
+                    help="serve --ranker settings to load (auto: the run's CTR model)")
     ap.add_argument("--weights", default="sequential=1,ann=0.5,popularity=0.1")
     ap.add_argument("--encoder", default="minilm")
     ap.add_argument("--workers", type=int, default=1, help="llmrec serve --workers")
     ap.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                     help="load generator (auto: wrk when installed, else httpx)")
     args = ap.parse_args()
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "llmrec", "-q", "serve", args.run_dir, "--port", str(port),
-           "--weights", args.weights, "--encoder", args.encoder, "--workers", str(args.workers)]
+    modes = [args.mode] if args.mode else args.modes.split(",")
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "httpx"
     if client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("--client wrk: wrk is not installed (Debian: apt-get install wrk)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                print(f"server exited with status {server.returncode}", file=sys.stderr)
-                return 1
-            try:
-                info = httpx.get(url + "/info", timeout=1).json()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not start in 300 s") from None
-                time.sleep(0.5)
-        users = httpx.get(url + "/users", params={"limit": 1000}).json()["users"]
-        rng = random.Random(0)
-        if args.mode == "user":
-            bodies = [{"user_id": u["user_id"], "n": args.n} for u in users]
-        else:
-            # explicit 20-item histories (other users' latest items): the model runs per request
-            bodies = []
-            for u in rng.sample(users, min(200, len(users))):
-                h = httpx.get(f"{url}/users/{u['user_id']}", params={"limit": 20}).json()
-                bodies.append({"user_id": f"anon-{u['user_id']}", "n": args.n,
-                               "history": [it["item_id"] for it in h["history"][::-1]]})
-        load = os.getloadavg()
-        print(f"# {info['model']} on {info['dataset']}: {info['items']} items, ANN over "
-              f"{info['item_vectors']} ({info['index']}), ranker: {info['ranker']}")
-        print(f"# server: {args.workers} worker process(es); client: {client}, on the same "
-              "machine")
-        print(f"# weights {info['weights']}; mode {args.mode}; n={args.n}; "
-              f"{args.seconds:g} s per level; load average before: "
-              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-        rows = []
-        for c in (int(x) for x in args.concurrency.split(",")):
-            before = tree_rss(server.pid)
-            cpu0 = tree_cpu(server.pid)
-            own0 = time.process_time() + _children_cpu()
-            if client == "wrk":
-                r = wrk_level(url, bodies, c, args.seconds, args.warmup)
-            else:
-                r = asyncio.run(level(url, bodies, c, args.seconds, args.warmup))
-            total = r["requests"] + r["warmup_requests"]
-            r["server_cpu_ms"] = 1000 * (tree_cpu(server.pid) - cpu0) / max(total, 1)
-            r["client_cpu_ms"] = (1000 * (time.process_time() + _children_cpu() - own0)
-                                  / max(total, 1))
-            rows.append((c, r, before, tree_rss(server.pid)))
-        head = ("conc", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-                "server CPU ms/req", "client CPU ms/req", "RSS before MB", "RSS after MB")
-        print("| " + " | ".join(head) + " |")
-        print("|" + "|".join("---:" for _ in head) + "|")
-        for c, r, before, after in rows:
-            print(f"| {c} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} "
-                  f"| {r['p99']:.2f} | {r['errors']} | {r['server_cpu_ms']:.2f} | "
-                  f"{r['client_cpu_ms']:.2f} | {before:.0f} | {after:.0f} |")
-        load = os.getloadavg()
-        print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-        return 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    head = ("ranker", "kind", "conc", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
+            "server p50 ms", "server p99 ms", "errors", "server CPU ms/req",
+            "client CPU ms/req", "RSS before MB", "RSS after MB")
+    table = []
+    for ranker in args.rankers.split(","):
+        server, url, info = start_server(args, ranker)
+        try:
+            load = os.getloadavg()
+            print(f"# {info['model']} on {info['dataset']}: {info['items']} items, ANN over "
+                  f"{info['item_vectors']} ({info['index']}); --ranker {ranker}: "
+                  f"{info['ranker']}; loaded in {info.get('load_seconds')} s")
+            print(f"# server: {args.workers} worker process(es); client: {client}, on the "
+                  f"same machine; weights {info['weights']}; n={args.n}; diversity "
+                  f"{args.diversity}; {args.seconds:g} s per level; load average before: "
+                  f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+            for mode in modes:
+                bodies = request_bodies(url, mode, args.n, args.diversity)
+                name = info["ranker"].split(" (")[0] if ranker != "fused" else "fused"
+                for c, r, before, after in run_levels(args, client, url, server.pid, bodies):
+                    table.append((name, mode, c, r, before, after))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" if k < 2 else "---:" for k in range(len(head))) + "|")
+    for name, mode, c, r, before, after in table:
+        print(f"| {name} | {mode} | {c} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | "
+              f"{r['p95']:.2f} | {r['p99']:.2f} | {r['server_p50']:.2f} | "
+              f"{r['server_p99']:.2f} | {r['errors']} | {r['server_cpu_ms']:.2f} | "
+              f"{r['client_cpu_ms']:.2f} | {before:.0f} | {after:.0f} |")
+    load = os.getloadavg()
+    print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -49,5 +49,7 @@ def test_recommendations_are_ranked_by_click_probability(ctr_artifacts):
     scores = [it["score"] for it in out["items"]]
     assert all(0 < s < 1 for s in scores) and scores == sorted(scores, reverse=True)
     cold = Service(art).recommend(user_id="stranger", n=5)
-    assert cold["ranker"] == "fused"                  # no CTR features for unknown users
+    assert cold["ranker"] == "deepfm"                 # ranked as the CTR model's average user
+    cold_scores = [it["score"] for it in cold["items"]]
+    assert cold_scores == sorted(cold_scores, reverse=True)
     assert "deepfm" in art.info["ranker"]

@@ -184,7 +184,8 @@ class SequentialRecommender(Recommender):
         return states[torch.arange(len(lengths)), lengths - 1]            # (B, D)
 
     def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
-        self.module.eval()
+        if self.module.training:          # eval() walks every submodule: not on each request
+            self.module.eval()
         return self._encode_histories(histories) @ self.item_weights().T
 
     def state_tensors(self) -> dict[str, torch.Tensor]:

@@ -45,6 +45,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from ._artifacts import Artifacts
+from ._batch import MicroBatcher
 from ._guard import Guard
 from ._service import RequestError, Service
 
@@ -127,6 +128,8 @@ def create_app(artifacts: Artifacts):
 
     cfg = artifacts.config
     service = Service(artifacts)
+    batcher = (MicroBatcher(service, window=cfg.batch_window_ms / 1000, max_batch=cfg.batch_max)
+               if cfg.batch_window_ms > 0 else None)
     max_n, max_history = cfg.max_n, cfg.max_history
     Id = Annotated[StrictStr, Field(min_length=1, max_length=64)] | StrictInt
 
@@ -172,7 +175,8 @@ def create_app(artifacts: Artifacts):
     requests = Counter("llmrec_http_requests", "HTTP requests", ["method", "route", "status"],
                        registry=registry)
     latency = Histogram("llmrec_http_request_seconds", "request latency", ["route"],
-                        registry=registry, buckets=(.001, .002, .005, .01, .02, .05, .1, .25,
+                        registry=registry, buckets=(.0005, .001, .0015, .002, .003, .004, .005,
+                                                    .0075, .01, .015, .02, .03, .05, .1, .25,
                                                     .5, 1, 2.5))
     channel_items = Counter("llmrec_recommended_items", "recommended items by channel of "
                             "origin", ["channel"], registry=registry)
@@ -190,7 +194,12 @@ def create_app(artifacts: Artifacts):
                   + (" Every data route needs header X-API-Key (Authorize)."
                      if cfg.api_key else ""))
     app.state.service = service
+    app.state.batcher = batcher
     app.state.registry = registry
+
+    async def _now(**request):
+        return service.recommend(**request)
+
     pages = {name: _page(name) for name in ("index.html", "docs.html", "redoc.html")}
 
     def openapi() -> dict[str, Any]:
@@ -278,7 +287,7 @@ def create_app(artifacts: Artifacts):
 
     @app.post("/recommend")
     async def recommend(req: RecommendRequest):
-        out = service.recommend(
+        out = await (batcher.recommend if batcher else _now)(
             user_id=None if req.user_id is None else str(req.user_id),
             history=None if req.history is None else [str(x) for x in req.history],
             n=req.n, exclude_seen=req.exclude_seen, exclude=[str(x) for x in req.exclude],

@@ -135,6 +135,20 @@ def build_index(vectors: np.ndarray, cfg: ServeConfig):
     return index
 
 
+def release_free_memory() -> None:
+    """Hand the heap memory freed after start-up's temporaries (encoder, prestoring) back to
+    the OS (glibc ``malloc_trim``; elsewhere nothing): otherwise every forked worker starts
+    with it resident (seen: 1.6 GB per process after prestoring the ranker)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Artifacts:
     """Load a finished run and everything the service derives from it (module docstring)."""
     try:
@@ -169,6 +183,7 @@ def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Ar
         user_scores = prestore_user_scores(run)
     art = Artifacts(run, cfg, ds.item_titles(), years, genres, genre_items, popularity, vectors,
                     source, build_index(vectors, cfg), knowledge, ranker, user_scores)
+    release_free_memory()
     art.info = {"run_dir": str(Path(run_dir).expanduser()), "model": run.model.name,
                 "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
                 "item_vectors": source, "index": cfg.index,

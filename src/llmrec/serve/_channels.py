@@ -23,7 +23,7 @@ An empty history leaves only the popularity channel (cold start).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ class Query:
     allowed: np.ndarray          # (n_items,) bool: items that may be returned
     user: int | None = None      # dense user index when the user is known
     stored: bool = False         # ``history`` is the user's stored history
+    scores: np.ndarray | None = None   # (n_items,) the sequential model's scores, if computed
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,38 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return finite[order]
 
 
+def needs_forward(art: Artifacts, q: Query) -> bool:
+    """Whether the sequential channel must run the model for ``q`` (not prestored)."""
+    return bool(len(q.history)) and not (q.stored and q.user is not None
+                                         and art.user_scores is not None)
+
+
+def sequential_scores(art: Artifacts, requests: list[tuple[np.ndarray, int | None]]
+                      ) -> list[np.ndarray]:
+    """The model's scores (n_items,) float32 of each ``(history, user)``: one forward for all
+    (a batch of right-padded histories gives each history's own scores)."""
+    users = [u for _, u in requests]
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(requests)
+    known = [k for k, u in enumerate(users) if u is not None]
+    for group, ids in ((known, np.array([users[k] for k in known])),
+                       ([k for k, u in enumerate(users) if u is None], None)):
+        if group:
+            with torch.inference_mode():
+                scores = art.model.score([requests[k][0] for k in group], ids).numpy()
+            for row, k in enumerate(group):
+                out[k] = scores[row].copy()                              # (n_items,)
+    return out
+
+
 def sequential(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
     if not len(q.history):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if q.stored and q.user is not None and art.user_scores is not None:
+    if q.scores is not None:
+        scores = q.scores.copy()
+    elif not needs_forward(art, q):
         scores = art.user_scores[q.user].astype(np.float32)              # prestored, a copy
     else:
-        users = None if q.user is None else np.array([q.user])
-        with torch.inference_mode():
-            scores = art.model.score([q.history], users)[0].numpy().copy()  # (n_items,)
+        scores = sequential_scores(art, [(q.history, q.user)])[0]         # (n_items,)
     scores[~q.allowed] = -np.inf
     top = _top(scores, k)
     return top, scores[top]
@@ -124,8 +148,12 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
     return np.ones_like(scores) if hi <= lo else (scores - lo) / (hi - lo)
 
 
-def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int) -> Candidates:
-    """Run every channel with a positive weight and fuse (module docstring)."""
+def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int,
+             seq_scores: np.ndarray | None = None) -> Candidates:
+    """Run every channel with a positive weight and fuse (module docstring); ``seq_scores``
+    (n_items,): the sequential model's scores of ``q``, if already computed."""
+    if seq_scores is not None:
+        q = replace(q, scores=seq_scores)
     parts: list[tuple[int, np.ndarray, np.ndarray]] = []
     for c, name in enumerate(CHANNELS):
         w = weights.get(name, 0.0)

@@ -12,6 +12,7 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
     max_body_bytes = 1000000  # request bodies over this get 413 (bytes counted as they arrive)
     body_timeout = 10.0       # seconds for a whole request body to arrive, else 408
+    batch_window_ms = 2.0     # longest wait to batch concurrent forwards; 0 = no batching
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     body_timeout: float = 10.0       # seconds for a whole request body to arrive, else 408
     explanation_chars: int = 160
+    batch_window_ms: float = 2.0     # micro-batching of concurrent forwards (see _batch.py)
+    batch_max: int = 32
     api_key: str | None = None       # set from --api-key-env; never written to disk
 
     def __post_init__(self) -> None:
@@ -61,12 +64,14 @@ class ServeConfig:
             raise ConfigError("weights: at least one channel needs a weight > 0")
         for name in ("candidates", "hnsw_m", "hnsw_ef_search", "ann_history", "max_n",
                      "max_history", "max_body_bytes", "explanation_chars",
-                     "prestore_max_mb"):
+                     "prestore_max_mb", "batch_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.body_timeout <= 3600:
             raise ConfigError(f"body_timeout must be in (0, 3600] seconds, not "
                               f"{self.body_timeout}")
+        if not 0.0 <= self.batch_window_ms <= 100.0:
+            raise ConfigError(f"batch_window_ms must be in [0, 100], not {self.batch_window_ms}")
         if not 0.0 <= self.diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1], not {self.diversity}")
 

@@ -20,14 +20,17 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .._io import write_json
 from ..errors import ConfigError
+from ._rankfast import DINScorer, RankQuery
 
 CTR_FOLDER = "ctr"
 _TABLES = ("item_ids", "user_ids", "user_table", "item_table", "item_genres")
@@ -87,6 +90,7 @@ class CTRRanker:
 
     def __init__(self, folder: Path, serving_items: np.ndarray, serving_users: np.ndarray):
         from ..ctr import load_ctr_model
+        from ..ctr.din import DINModule
 
         self.folder = folder
         self.model = load_ctr_model(folder)
@@ -96,7 +100,6 @@ class CTRRanker:
         t = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in _TABLES}
         self.meta = json.loads((folder / "serving.json").read_text())
         self.history_len = int(self.meta["history_len"])
-        self.user_table = torch.from_numpy(t["user_table"].astype(np.int64))
         self.item_table = torch.from_numpy(t["item_table"].astype(np.int64))
         self.item_genres = torch.from_numpy(t["item_genres"].astype(np.int64))
         self.n_items = len(t["item_ids"])
@@ -104,48 +107,180 @@ class CTRRanker:
         user_pos = {k: i for i, k in enumerate(t["user_ids"].tolist())}
         # serving index -> CTR index (-1: unknown to the CTR model)
         self.item_map = np.array([item_pos.get(k, -1) for k in serving_items.tolist()])
+        self.unknown_user = len(t["user_ids"])
         self.user_map = np.array([user_pos.get(k, -1) for k in serving_users.tolist()])
+        self.user_table = torch.from_numpy(
+            add_average_user(self.model, t["user_table"]).astype(np.int64))
+        self.fast = None
+        self.user_scores: np.ndarray | None = None       # see prestore
+        if isinstance(self.model.module, DINModule):
+            self.fast = DINScorer(self.model, self.user_table.numpy(), t["item_table"],
+                                  t["item_genres"])
 
     def describe(self) -> str:
         knowledge = "prestored knowledge vectors" if self.model.prestored else "no knowledge"
-        return f"CTR model {self.model.name} ({knowledge}) on fused candidates of known users"
+        path = "precomputed item side" if self.fast is not None else "model forward"
+        pre = []
+        if self.fast is not None and self.fast.pair_weight is not None:
+            pre.append("attention of every item pair for unrated histories")
+        if self.user_scores is not None:
+            pre.append("scores of every known user's stored history "
+                       f"({self.prestore_seconds:.1f} s)")
+        return (f"CTR model {self.model.name} ({knowledge}, {path}) on fused candidates "
+                "(users it does not know: the average user)"
+                + (f"; prestored: {', '.join(pre)}" if pre else ""))
 
-    def applies(self, user: int | None) -> bool:
-        return user is not None and self.user_map[user] >= 0
+    def prestore(self, dataset: Any, max_bytes: int, users_per_call: int = 8) -> None:
+        """Compute at start-up what does not depend on the request: DIN's attention weights of
+        every item pair for unrated (explicit) histories, and the click probabilities of every
+        serving item for every known user's stored history, ``user_scores`` (n_users,
+        n_items) float32 (as the sequential channel prestores its scores); each only within
+        ``max_bytes``."""
+        import time
 
-    @torch.inference_mode()
-    def score(self, user: int, history: np.ndarray, ratings: np.ndarray,
-              candidates: np.ndarray) -> np.ndarray:
-        """Click probabilities (m,) of ``candidates`` (serving indices); -inf where the CTR
-        model does not know an item. ``ratings`` (h,) are the history's stars (0 = unknown)."""
+        t0 = time.perf_counter()
+        if self.fast is not None:
+            self.fast.prestore_unrated(max_bytes)
+        n_items = len(self.item_map)
+        if dataset.n_users * n_items * 4 > max_bytes:
+            return
+        table = np.empty((dataset.n_users, n_items), dtype=np.float32)
+        every = np.arange(n_items)
+        for lo in range(0, dataset.n_users, users_per_call):
+            users = range(lo, min(lo + users_per_call, dataset.n_users))
+            rows = self.score_many([(u, *stored_history(dataset, u), every) for u in users])
+            table[lo:lo + len(rows)] = np.stack(rows)
+        self.user_scores = table
+        self.prestore_seconds = time.perf_counter() - t0
+
+    def stored_scores(self, user: int, candidates: np.ndarray) -> np.ndarray | None:
+        """:meth:`score` of ``user``'s stored history, from the prestored table (None if the
+        ranker has none)."""
+        if self.user_scores is None:
+            return None
+        return self.user_scores[user, candidates].astype(np.float64)
+
+    def ctr_user(self, user: int | None) -> int:
+        """The CTR user row of a serving user (None or unknown: the average user)."""
+        if user is None or self.user_map[user] < 0:
+            return self.unknown_user
+        return int(self.user_map[user])
+
+    def query(self, user: int | None, history: np.ndarray, ratings: np.ndarray,
+              candidates: np.ndarray) -> tuple[RankQuery, np.ndarray]:
+        """The ranker input of one request (serving indices in) and the mask (m,) of the
+        candidates the CTR model knows. ``ratings`` (h,) are the history's stars (0 =
+        unknown); history items the CTR model does not know are left out."""
         cand = self.item_map[candidates]
         known = cand >= 0
-        out = np.full(len(candidates), -np.inf)
-        if not known.any():
-            return out
-        u = int(self.user_map[user])
         hist = self.item_map[history]
         keep = hist >= 0
         hist, stars = hist[keep][-self.history_len:], ratings[keep][-self.history_len:]
-        H, B = self.history_len, int(known.sum())
-        hist_items = np.full(H, self.n_items, dtype=np.int64)
-        hist_ratings = np.zeros(H, dtype=np.int64)
-        if len(hist):
-            hist_items[H - len(hist):] = hist
-            hist_ratings[H - len(hist):] = np.clip(np.round(stars), 0, 5)
-        items = torch.from_numpy(cand[known].astype(np.int64))
-        users = torch.full((B,), u, dtype=torch.int64)
+        return RankQuery(self.ctr_user(user), hist.astype(np.int64),
+                         np.clip(np.round(stars), 0, 5).astype(np.int64),
+                         cand[known].astype(np.int64)), known
+
+    def score_many(self, requests: Sequence[tuple[int | None, np.ndarray, np.ndarray,
+                                                  np.ndarray]]) -> list[np.ndarray]:
+        """:meth:`score` of many ``(user, history, ratings, candidates)`` at once: one
+        vectorised call (DIN: :class:`~._rankfast.DINScorer`; other models: one forward over
+        every request's pairs)."""
+        queries, masks = zip(*(self.query(*r) for r in requests)) if requests else ((), ())
+        if self.fast is not None:
+            probs = self.fast.score(queries)
+        else:
+            probs = self._forward(queries)
+        out = []
+        for q, known, p in zip(queries, masks, probs):
+            o = np.full(len(known), -np.inf)
+            o[known] = p
+            out.append(o)
+        return out
+
+    def score(self, user: int | None, history: np.ndarray, ratings: np.ndarray,
+              candidates: np.ndarray) -> np.ndarray:
+        """Click probabilities (m,) of ``candidates`` (serving indices); -inf where the CTR
+        model does not know an item. The plain reference path: the model's own forward on
+        the batch of (user, candidate) pairs."""
+        q, known = self.query(user, history, ratings, candidates)
+        out = np.full(len(candidates), -np.inf)
+        out[known] = self._forward([q])[0]
+        return out
+
+    @torch.inference_mode()
+    def _forward(self, queries: Sequence[RankQuery]) -> list[np.ndarray]:
+        """The CTR model's forward over every query's (user, candidate) pairs."""
+        sizes = [len(q.items) for q in queries]
+        if not sum(sizes):
+            return [np.zeros(0) for _ in queries]
+        H = self.history_len
+        hist_items = np.full((len(queries), H), self.n_items, dtype=np.int64)
+        hist_ratings = np.zeros((len(queries), H), dtype=np.int64)
+        for r, q in enumerate(queries):
+            if len(q.history):
+                hist_items[r, H - len(q.history):] = q.history
+                hist_ratings[r, H - len(q.history):] = q.ratings
+        req = torch.from_numpy(np.repeat(np.arange(len(queries)), sizes))
+        items = torch.from_numpy(np.concatenate([q.items for q in queries]))
+        users = torch.tensor([q.user for q in queries], dtype=torch.int64)[req]
         batch = {"user": users, "item": items,
                  "user_fields": self.user_table[users], "item_fields": self.item_table[items],
                  "genres": self.item_genres[items],
-                 "hist_items": torch.from_numpy(hist_items).expand(B, H),
-                 "hist_ratings": torch.from_numpy(hist_ratings).expand(B, H)}
+                 "hist_items": torch.from_numpy(hist_items)[req],
+                 "hist_ratings": torch.from_numpy(hist_ratings)[req]}
         if self.model.prestored is not None:
             kinds = self.model.module.adapter.kinds
             batch["augmented"] = torch.stack([self.model.prestored[k][batch[k]]
                                               for k in kinds], dim=1)      # (B, kinds, D)
-        out[known] = torch.sigmoid(self.model.module(batch)).double().numpy()
+        probs = torch.sigmoid(self.model.module(batch)).double().numpy()
+        return np.split(probs, np.cumsum(sizes)[:-1])
+
+
+def stored_history(dataset: Any, user: int) -> tuple[np.ndarray, np.ndarray]:
+    """A known user's stored history: item indices (h,) int64, oldest first, and their stars
+    (h,) float32 (0 where the data has no rating)."""
+    inter = dataset.interactions
+    lo, hi = int(inter.indptr[user]), int(inter.indptr[user + 1])
+    return (inter.item[lo:hi].astype(np.int64),
+            np.nan_to_num(inter.rating[lo:hi], nan=0.0).astype(np.float32))
+
+
+def add_average_user(model: Any, user_table: np.ndarray) -> np.ndarray:
+    """Give a loaded CTR model one more user row, the average known user, and return the user
+    table with its codes appended (index ``len(user_table)``).
+
+    The CTR models have no row for a user they were not trained on (every user of the data
+    is a training user). A request for such a user -- an anonymous explicit history, a new
+    user id -- is ranked as the average user: the mean over the known users of each user-side
+    input vector (user-id embedding, each user-field embedding as looked up for each user, the
+    prestored user knowledge vector). Done in place on ``model`` (the ranker's own copy)."""
+    from ..ctr._layers import FeatureEmbedding
+
+    codes = torch.from_numpy(user_table.astype(np.int64))                  # (U, Fu)
+    new_codes = []
+
+    def grow(emb: nn.Embedding, rows: torch.Tensor) -> nn.Embedding:
+        out = nn.Embedding(emb.num_embeddings + 1, emb.embedding_dim,
+                           padding_idx=emb.padding_idx)
+        with torch.no_grad():
+            out.weight.copy_(torch.cat([emb.weight, rows.mean(0, keepdim=True)]))
         return out
+
+    for m in model.module.modules():
+        if not isinstance(m, FeatureEmbedding):
+            continue
+        with torch.no_grad():
+            m.user = grow(m.user, m.user.weight)
+            new_codes = []
+            for k, e in enumerate(m.user_fields):
+                m.user_fields[k] = grow(e, e.weight[codes[:, k]])
+                new_codes.append(e.num_embeddings)
+    if model.prestored is not None and "user" in model.prestored:
+        pre = model.prestored["user"]
+        model.prestored = {**model.prestored,
+                           "user": torch.cat([pre, pre.mean(0, keepdim=True)])}
+    row = np.asarray(new_codes, dtype=user_table.dtype).reshape(1, user_table.shape[1])
+    return np.concatenate([user_table, row])
 
 
 def load_ranker(run_dir: Path, run: Any, cfg: Any) -> CTRRanker | None:
@@ -157,4 +292,7 @@ def load_ranker(run_dir: Path, run: Any, cfg: Any) -> CTRRanker | None:
             raise ConfigError(f"ranker = 'ctr' but {folder} holds no CTR model "
                               "(train one: llmrec ranker RUN_DIR)")
         return None
-    return CTRRanker(folder, run.dataset.items.ids, run.dataset.users.ids)
+    ranker = CTRRanker(folder, run.dataset.items.ids, run.dataset.users.ids)
+    if cfg.prestore_users:
+        ranker.prestore(run.dataset, cfg.prestore_max_mb * 2**20)
+    return ranker

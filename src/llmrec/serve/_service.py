@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Generator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._artifacts import Artifacts
-from ._channels import CHANNELS, Query, retrieve, search
-from ._rank import mmr
+from ._channels import CHANNELS, Query, needs_forward, retrieve, search, sequential_scores
+from ._rank import mmr, stored_history
 
 
 class RequestError(Exception):
@@ -22,6 +22,26 @@ class RequestError(Exception):
     def __init__(self, status: int, field: str, message: str):
         super().__init__(message)
         self.status, self.field, self.message = status, field, message
+
+
+class Work(NamedTuple):
+    """A model forward a request needs: ``kind`` "sequential" or "rank", its arguments."""
+
+    kind: str
+    args: tuple
+
+
+Plan = Generator[Work, Any, dict[str, Any]]
+
+
+def run_now(service: Service, plan: Plan) -> dict[str, Any]:
+    """Drive a request :meth:`Service.plan`, running each forward it asks for on its own."""
+    try:
+        work = next(plan)
+        while True:
+            work = plan.send(service.run_work(work.kind, [work.args])[0])
+    except StopIteration as done:
+        return done.value
 
 
 REASONS = {"sequential": "fits your recent history (last: {last})",
@@ -117,11 +137,20 @@ class Service:
             allowed &= ok
         return allowed
 
-    def recommend(self, *, user_id: str | None = None, history: Sequence[str] | None = None,
-                  n: int = 10, exclude_seen: bool = True, exclude: Sequence[str] = (),
-                  genres: Sequence[str] = (), year_min: int | None = None,
-                  year_max: int | None = None, diversity: float | None = None,
-                  weights: dict[str, float] | None = None) -> dict[str, Any]:
+    def recommend(self, **request: Any) -> dict[str, Any]:
+        """One request, computed now (no batching): see :meth:`plan` for the arguments."""
+        return run_now(self, self.plan(**request))
+
+    def plan(self, *, user_id: str | None = None, history: Sequence[str] | None = None,
+             n: int = 10, exclude_seen: bool = True, exclude: Sequence[str] = (),
+             genres: Sequence[str] = (), year_min: int | None = None,
+             year_max: int | None = None, diversity: float | None = None,
+             weights: dict[str, float] | None = None) -> Plan:
+        """The request path as a generator: it yields each model forward it needs as a
+        :class:`Work` (the sequential model on an explicit history, the CTR ranker on the
+        candidates), receives the result, and returns the response. :func:`run_now` runs the
+        forwards one by one; :class:`~._batch.MicroBatcher` batches those of concurrent
+        requests."""
         art, ds = self.art, self.art.dataset
         user = ds.users.index(user_id) if user_id is not None and user_id in ds.users else None
         if history is not None:
@@ -130,9 +159,7 @@ class Service:
             ratings = np.zeros(len(hist), dtype=np.float32)
             source = "request"
         elif user is not None:
-            lo, hi = int(self._indptr[user]), int(self._indptr[user + 1])
-            hist = ds.interactions.item[lo:hi].astype(np.int64)
-            ratings = np.nan_to_num(self._ratings[lo:hi], nan=0.0)
+            hist, ratings = stored_history(ds, user)
             source = "stored"
         else:
             hist, ratings, source = np.zeros(0, np.int64), np.zeros(0, np.float32), "none"
@@ -142,11 +169,17 @@ class Service:
         if not any(v > 0 for v in w.values()):
             raise RequestError(422, "weights", "at least one channel needs a weight > 0")
         allowed = self._allowed(hist, exclude_seen, exclude, genres, year_min, year_max)
-        cands = retrieve(art, Query(hist, allowed, user, source == "stored"), w, max(art.config.candidates, n))
+        query = Query(hist, allowed, user, source == "stored")
+        seq_scores = None
+        if w.get("sequential", 0) > 0 and needs_forward(art, query):
+            seq_scores = yield Work("sequential", (hist, user))
+        cands = retrieve(art, query, w, max(art.config.candidates, n), seq_scores)
         score, ranker = cands.fused.astype(np.float64), "fused"
         items = cands.items
-        if art.ranker is not None and user is not None and art.ranker.applies(user) and len(items):
-            ctr = art.ranker.score(user, hist, ratings, items)
+        if art.ranker is not None and len(items):
+            ctr = art.ranker.stored_scores(user, items) if source == "stored" else None
+            if ctr is None:
+                ctr = yield Work("rank", (user, hist, ratings, items))
             order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
             items, score = items[order], ctr[order]
             cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
@@ -169,6 +202,14 @@ class Service:
                 "ranker": ranker, "diversity": div, "weights": w,
                 "explanations": "knowledge" if art.knowledge else "metadata",
                 "items": results}
+
+    def run_work(self, kind: str, args: list[tuple]) -> list[Any]:
+        """The results of many :class:`Work` items of one kind, in one call: the sequential
+        model's scores (n_items,) float32 of each ``(history, user)``, or the CTR ranker's
+        click probabilities of each ``(user, history, ratings, candidates)``."""
+        if kind == "rank":
+            return self.art.ranker.score_many(args)
+        return sequential_scores(self.art, args)
 
     def _result(self, i: int, score: float, origin: str, terms: np.ndarray,
                 hist: np.ndarray, rank: int) -> dict[str, Any]:
