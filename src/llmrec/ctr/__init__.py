@@ -6,6 +6,7 @@ from ._data import (TEST, TRAIN, VALID, CTRData, CTRDataConfig, CTRSchema, build
                     ctr_store_name, history_index, load_ctr_dataset, profile_split)
 from ._fit import fit_and_test
 from ._knowledge import KnowledgeTables, knowledge_tables
+from ._layers import Dice, FeatureEmbedding
 from ._metrics import auc, ctr_metrics, gauc, grouped_auc, logloss
 from .dcnv2 import DCNv2, DCNv2Config
 from .deepfm import DeepFM, DeepFMConfig
@@ -16,7 +17,7 @@ CTR_MODELS: dict[str, type[CTRModel]] = {"deepfm": DeepFM, "dcnv2": DCNv2, "din"
 
 __all__ = ["CTR_MODELS", "TEST", "TRAIN", "VALID", "CTRConfig", "CTRData", "CTRDataConfig",
            "CTRModel", "CTRModule", "CTRSchema", "DCNv2", "DCNv2Config", "DIN", "DINConfig",
-           "DeepFM", "DeepFMConfig", "HybridExpertAdapter", "auc", "build_ctr_data",
+           "DeepFM", "DeepFMConfig", "Dice", "FeatureEmbedding", "HybridExpertAdapter", "auc", "build_ctr_data",
            "KnowledgeTables", "ctr_metrics", "ctr_store_name", "fit_and_test", "gauc",
            "grouped_auc", "history_index", "knowledge_tables", "load_ctr_dataset",
            "load_ctr_model", "logloss", "profile_split"]

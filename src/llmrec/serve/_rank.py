@@ -254,7 +254,7 @@ def add_average_user(model: Any, user_table: np.ndarray) -> np.ndarray:
     user id -- is ranked as the average user: the mean over the known users of each user-side
     input vector (user-id embedding, each user-field embedding as looked up for each user, the
     prestored user knowledge vector). Done in place on ``model`` (the ranker's own copy)."""
-    from ..ctr._layers import FeatureEmbedding
+    from ..ctr import FeatureEmbedding
 
     codes = torch.from_numpy(user_table.astype(np.int64))                  # (U, Fu)
     new_codes = []

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..ctr._layers import Dice
+from ..ctr import Dice
 
 
 @dataclass(frozen=True)
