@@ -13,7 +13,7 @@ import numpy as np
 
 from ._artifacts import Artifacts
 from ._channels import CHANNELS, Query, retrieve, search
-from ._rank import mmr
+from ._rank import blend, mmr
 
 
 class RequestError(Exception):
@@ -145,8 +145,10 @@ class Service:
         cands = retrieve(art, Query(hist, allowed, user, source == "stored"), w, max(art.config.candidates, n))
         score, ranker = cands.fused.astype(np.float64), "fused"
         items = cands.items
-        if art.ranker is not None and user is not None and art.ranker.applies(user) and len(items):
-            ctr = art.ranker.score(user, hist, ratings, items)
+        weight = art.config.ctr_weight
+        if (art.ranker is not None and weight > 0 and user is not None
+                and art.ranker.applies(user) and len(items)):
+            ctr = blend(cands.fused, art.ranker.score(user, hist, ratings, items), weight)
             order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
             items, score = items[order], ctr[order]
             cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
