@@ -223,10 +223,10 @@ def served_table(result: dict[str, Any], markdown: bool = False) -> str:
                         markdown=markdown)
 
 
-def paired_line(p: dict[str, float] | None) -> str:
+def paired_line(p: dict[str, float] | None, what: str = "served default") -> str:
     if not p:
         return "paired test: needs ndcg@10 (add 10 to --ks)"
-    return (f"served default vs the retrieval model alone, per-user NDCG@10 over {p['users']} "
+    return (f"{what} vs the retrieval model alone, per-user NDCG@10 over {p['users']} "
             f"users: {p['mean_a']:.4f} vs {p['mean_b']:.4f} (diff {p['mean_diff']:+.4f}; "
             f"better for {p['better']}, worse for {p['worse']}); Wilcoxon p = "
             f"{p['wilcoxon_p']:.3g}, paired t-test p = {p['ttest_p']:.3g}")
