@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "are kept in the written file")
     p.add_argument("--no-ranker", action="store_true",
                    help="tune the channel weights only (never use the run's CTR ranker)")
+    p.add_argument("--output", help="where to write the tuned serve TOML (default RUN_DIR/"
+                   "serve.toml, which llmrec serve RUN_DIR reads; tuning.json goes beside it)")
     p.add_argument("--no-test", action="store_true", help="skip the confirmation on test")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.set_defaults(func=cmd_tune_serving)
@@ -99,15 +101,20 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
     header = (f"# written by `llmrec tune-serving` on {stamp}: validation NDCG@10 "
               f"{best.score:.4f} (n = {args.n}; {result.info['evaluations']} weight vectors "
               f"by {', '.join(methods)}); see tuning.json\n")
-    atomic_write_text(run_dir / SERVE_FILE, header + dumps_toml(raw))
-    write_json(run_dir / "tuning.json", {
+    output = Path(args.output).expanduser() if args.output else run_dir / SERVE_FILE
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
+    atomic_write_text(output, header + dumps_toml(raw))
+    write_json(output.with_name(output.stem + ".tuning.json") if args.output
+               else run_dir / "tuning.json", {
         "written": stamp, "objective": result.info["objective"], "n": args.n,
         "methods": list(methods), "trials_per_method": args.trials, "seed": args.seed,
         "ranker": art.ranker.describe() if art.ranker is not None else None,
         "chosen": dataclasses.asdict(best),
         "rows": {name: dataclasses.asdict(t) for name, t in rows if t is not None},
         "evaluations": result.info["evaluations"], "seconds": result.info["seconds"]})
-    print(f"wrote {run_dir / SERVE_FILE} (llmrec serve {run_dir} uses it)")
+    print(f"wrote {output}" + (f" (llmrec serve {run_dir} uses it)" if not args.output
+                               else f" (llmrec serve {run_dir} --config {output})"))
     if args.no_test:
         return 0
     seq = Variant("sequential alone (the retrieval model)",
