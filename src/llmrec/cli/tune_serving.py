@@ -66,6 +66,9 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
                           "pip install 'llmrec[serve,faiss,tune]'") from None
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir).expanduser()
+    output = Path(args.output).expanduser() if args.output else run_dir / SERVE_FILE
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
     base = run_serve_config(run_dir, args.serve_config)
     art = replay_artifacts(run_dir, base)
     if args.no_ranker:
@@ -101,9 +104,6 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
     header = (f"# written by `llmrec tune-serving` on {stamp}: validation NDCG@10 "
               f"{best.score:.4f} (n = {args.n}; {result.info['evaluations']} weight vectors "
               f"by {', '.join(methods)}); see tuning.json\n")
-    output = Path(args.output).expanduser() if args.output else run_dir / SERVE_FILE
-    if not output.parent.is_dir():
-        raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
     atomic_write_text(output, header + dumps_toml(raw))
     write_json(output.with_name(output.stem + ".tuning.json") if args.output
                else run_dir / "tuning.json", {
