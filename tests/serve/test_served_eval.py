@@ -223,3 +223,16 @@ def test_tune_serving_writes_the_config_serve_and_evaluate_use(cli, serve_run, t
     assert result["rows"]["served default"]["ndcg@10"] == pytest.approx(
         tuning["chosen"]["score"], abs=1e-12)
     assert result["paired_default_vs_sequential"]["users"] == seq["cases"]
+
+
+def test_the_ranker_is_kept_only_when_it_significantly_helps(ranked_art):
+    from llmrec.serve import ReplayCache, tune
+    from llmrec.serve._replay import split_cases
+
+    cache = ReplayCache.build(ranked_art, split_cases(ranked_art, "valid"))
+    strict = tune(cache, trials=15, seed=0, alpha=0.0)        # no p-value is below 0
+    assert strict.best.ranker_weight == 0 and not strict.info["ranker_used"]
+    assert strict.best.score == max(t.score for t in strict.trials if t.ranker_weight == 0)
+    lax = tune(cache, trials=15, seed=0, alpha=1.0)
+    top = max(t.score for t in lax.trials)
+    assert lax.best.score == top or lax.info["ranker_test"]["mean_diff"] <= 0

@@ -95,6 +95,12 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
         [[name, t.weights["sequential"], t.weights["ann"], t.weights["popularity"],
           t.ranker_weight, t.score, t.source] for name, t in rows if t is not None])
     print(table)
+    rt = result.info.get("ranker_test")
+    if rt:
+        print(f"ranker: best with it {rt['mean_a']:.4f} vs best without {rt['mean_b']:.4f} on "
+              f"validation (Wilcoxon p = {rt['wilcoxon_p']:.3g}, paired t-test p = "
+              f"{rt['ttest_p']:.3g}): " + ("kept" if result.info["ranker_used"] else
+                                          f"not used (needs a gain with p < {rt['alpha']})"))
     best = result.best
     tuned = dataclasses.replace(
         base, weights=dict(best.weights), ranker="auto",
@@ -110,7 +116,7 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
         "written": stamp, "objective": result.info["objective"], "n": args.n,
         "methods": list(methods), "trials_per_method": args.trials, "seed": args.seed,
         "ranker": art.ranker.describe() if art.ranker is not None else None,
-        "chosen": dataclasses.asdict(best),
+        "chosen": dataclasses.asdict(best), "ranker_test": rt,
         "rows": {name: dataclasses.asdict(t) for name, t in rows if t is not None},
         "evaluations": result.info["evaluations"], "seconds": result.info["seconds"]})
     print(f"wrote {output}" + (f" (llmrec serve {run_dir} uses it)" if not args.output

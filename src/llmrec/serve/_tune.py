@@ -20,11 +20,15 @@ arrays, and its lists equal the service's (a test checks this against ``Service.
 
 The chosen weights are the best vector on validation among both searches, the built-in
 weights and every single channel: never worse on validation than the best single channel.
+The CTR ranker costs a model forward per request, so it must earn its place: the best vector
+that uses it is kept only if it beats the best vector without it on validation by a paired
+Wilcoxon signed-rank test over users (p < ``alpha``, 0.05); otherwise the ranker weight is 0.
 Tuning assumes ``diversity = 0`` (MMR re-ranking is not modelled).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,12 +153,17 @@ class ReplayCache:
             out[j, :len(found)] = found
         return out
 
-    def ndcg(self, weights: dict[str, float], ranker_weight: float = 0.0, k: int = 10,
-             n: int = 20) -> float:
+    def per_user(self, weights: dict[str, float], ranker_weight: float = 0.0, k: int = 10,
+                 n: int = 20) -> np.ndarray:
+        """(B,) NDCG@``k`` of each case's served list."""
         import torch
 
         r = torch.from_numpy(self.ranks(weights, ranker_weight, n))
-        return float(metrics_from_ranks(r, (k,))[f"ndcg@{k}"].mean())
+        return metrics_from_ranks(r, (k,))[f"ndcg@{k}"].numpy()
+
+    def ndcg(self, weights: dict[str, float], ranker_weight: float = 0.0, k: int = 10,
+             n: int = 20) -> float:
+        return float(self.per_user(weights, ranker_weight, k, n).mean())
 
 
 @dataclass
@@ -186,7 +195,7 @@ def _decode(x: np.ndarray, with_ranker: bool) -> tuple[dict[str, float], float]:
 
 def tune(cache: ReplayCache, *, trials: int = 120, seed: int = 0, k: int = 10, n: int = 20,
          methods: tuple[str, ...] = ("cem", "tpe"), start: dict[str, float] | None = None,
-         start_ranker_weight: float = 0.0) -> TuneResult:
+         start_ranker_weight: float = 0.0, alpha: float = 0.05) -> TuneResult:
     """Search channel weights (and the CTR blend weight when the cache has CTR scores) for
     validation NDCG@``k`` with each of ``methods`` (``trials`` evaluations each)."""
     with_ranker = cache.ctr is not None
@@ -216,9 +225,21 @@ def tune(cache: ReplayCache, *, trials: int = 120, seed: int = 0, k: int = 10, n
         _tpe(lambda x: score(*_decode(x, with_ranker), "tpe"), x0[:d], d, trials, seed,
              with_ranker)
     best = max(log, key=lambda t: (t.score, -len(t.source)))
-    return TuneResult(best, log, {"seconds": round(time.perf_counter() - t0, 1),
-                                  "evaluations": len(seen), "objective": f"ndcg@{k}",
-                                  "with_ranker": with_ranker})
+    info: dict[str, Any] = {"objective": f"ndcg@{k}", "with_ranker": with_ranker}
+    if best.ranker_weight > 0:
+        plain = max((t for t in log if t.ranker_weight == 0),
+                    key=lambda t: (t.score, -len(t.source)))
+        from ._replay import paired_test
+
+        test = paired_test(cache.per_user(best.weights, best.ranker_weight, k, n),
+                           cache.per_user(plain.weights, 0.0, k, n))
+        info["ranker_test"] = {"with": dataclasses.asdict(best),
+                               "without": dataclasses.asdict(plain), **test, "alpha": alpha}
+        if not (test["mean_diff"] > 0 and test["wilcoxon_p"] < alpha):
+            best = plain                            # the ranker did not earn its place
+    info["ranker_used"] = best.ranker_weight > 0
+    info.update(seconds=round(time.perf_counter() - t0, 1), evaluations=len(seen))
+    return TuneResult(best, log, info)
 
 
 def _cem(f, x0: np.ndarray, budget: int, seed: int, population: int = 20,
