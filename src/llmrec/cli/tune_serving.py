@@ -87,6 +87,8 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
             *[(f"{c} alone", result.best_of(f"{c} alone")) for c in
               ("sequential", "ann", "popularity")],
             *[(f"best of {m.upper()}", result.best_of(m)) for m in methods],
+            *[(f"best of {m.upper()} + ranker", result.best_of(f"{m} + ranker"))
+              for m in methods],
             ("chosen", result.best)]
     from .._table import format_table
 

@@ -218,12 +218,15 @@ def tune(cache: ReplayCache, *, trials: int = 120, seed: int = 0, k: int = 10, n
     for c in CHANNELS:
         score({x: float(x == c) for x in CHANNELS}, 0.0, f"{c} alone")
     x0 = np.array([*(start or base).values(), start_ranker_weight if with_ranker else 0.0])
-    d = C + int(with_ranker)
-    if "cem" in methods:
-        _cem(lambda x: score(*_decode(x, with_ranker), "cem"), x0[:d], trials, seed)
-    if "tpe" in methods:
-        _tpe(lambda x: score(*_decode(x, with_ranker), "tpe"), x0[:d], d, trials, seed,
-             with_ranker)
+    # with a ranker, each method searches twice: channels only, then channels + blend weight,
+    # so that the ranker is compared with the best weights found without it
+    for ranked in ((False, True) if with_ranker else (False,)):
+        d, tag = C + int(ranked), " + ranker" if ranked else ""
+        if "cem" in methods:
+            _cem(lambda x: score(*_decode(x, ranked), "cem" + tag), x0[:d], trials, seed)
+        if "tpe" in methods:
+            _tpe(lambda x: score(*_decode(x, ranked), "tpe" + tag), x0[:d], d, trials, seed,
+                 ranked)
     best = max(log, key=lambda t: (t.score, -len(t.source)))
     info: dict[str, Any] = {"objective": f"ndcg@{k}", "with_ranker": with_ranker}
     if best.ranker_weight > 0:
