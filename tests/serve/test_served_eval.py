@@ -189,6 +189,7 @@ def cli(capsys):
     (["tune-serving", "{run}", "--trials", "0"], "--trials must be >= 1"),
     (["tune-serving", "{run}", "--seed", "-1"], "--seed"),
     (["tune-serving", "{missing}"], "not a finished llmrec run"),
+    (["tune-serving", "{run}", "--output", "{missing}/x.toml"], "does not exist"),
 ])
 def test_cli_mistakes_get_one_line(cli, serve_run, tmp_path, args, message):
     args = [a.format(run=serve_run, missing=tmp_path / "missing.toml") for a in args]

@@ -67,7 +67,7 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir).expanduser()
     output = Path(args.output).expanduser() if args.output else run_dir / SERVE_FILE
-    if not output.parent.is_dir():
+    if args.output and not output.parent.is_dir():
         raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
     base = run_serve_config(run_dir, args.serve_config)
     art = replay_artifacts(run_dir, base)
