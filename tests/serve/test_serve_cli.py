@@ -181,11 +181,14 @@ def test_ranker_command_trains_the_ctr_ranker_serve_uses(cli, serve_run, tmp_pat
     status, err = cli("-q", "ranker", str(run), "--model", "deepfm", "--knowledge-source",
                       "metadata", "--encoder", "hashing", "--epochs", "1", "--threads", "1")
     assert status == 0, err
-    art = load_artifacts(run, ServeConfig(encoder="hashing"))
+    # untuned, "auto" leaves the ranker out (ranker_weight 0); "ctr" or a blend weight uses it
+    assert load_artifacts(run, ServeConfig(encoder="hashing")).ranker is None
+    art = load_artifacts(run, ServeConfig(encoder="hashing", ranker_weight=0.5))
     assert art.ranker is not None and art.ranker.model.prestored is not None
     assert Service(art).recommend(user_id="1", n=5)["ranker"] == "deepfm"
     status, _ = cli("-q", "ranker", str(run), "--model", "din", "--knowledge-source", "none",
                     "--encoder", "hashing", "--epochs", "1", "--threads", "1")
     assert status == 0
     assert sorted(p.name for p in run.iterdir() if "ctr" in p.name) == ["ctr"]   # replaced
-    assert load_artifacts(run, ServeConfig(encoder="hashing")).ranker.model.name == "din"
+    assert load_artifacts(run, ServeConfig(encoder="hashing", ranker="ctr")
+                          ).ranker.model.name == "din"

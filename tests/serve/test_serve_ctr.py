@@ -24,7 +24,7 @@ def ctr_artifacts(serve_run, artifacts, tmp_path_factory):
     run = tmp_path_factory.mktemp("ctr-run") / "run"
     shutil.copytree(serve_run, run)
     save_ctr_ranker(run, model, data, ds)
-    return load_artifacts(run, ServeConfig(encoder="hashing")), model, data
+    return load_artifacts(run, ServeConfig(encoder="hashing", ranker="ctr")), model, data
 
 
 def test_ranker_scores_equal_the_models_predictions(ctr_artifacts):

@@ -11,6 +11,7 @@ import signal
 import socket
 import tempfile
 import time
+from pathlib import Path
 
 from ..errors import ConfigError, LlmrecError
 
@@ -25,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key-env", metavar="VAR",
                    help="require header X-API-Key equal to this environment variable's value")
-    p.add_argument("--config", help="serve TOML (weights, channels, limits; see llmrec.serve)")
+    p.add_argument("--config", help="serve TOML (weights, channels, limits; see llmrec.serve); "
+                   "default RUN_DIR/serve.toml when `llmrec tune-serving` wrote one")
     p.add_argument("--weights", help="channel weights, e.g. sequential=1,ann=0.5,popularity=0.1")
     p.add_argument("--item-vectors", choices=("text", "model"),
                    help="ANN space: encoded item text (default) or the model's item table")
@@ -65,8 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..serve import ServeConfig, create_app, load_artifacts, parse_weights
-        from ..serve import http_protocol
+        from ..serve import (SERVE_FILE, ServeConfig, create_app, http_protocol, load_artifacts,
+                             parse_weights)
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -80,7 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threads must be >= 1, not {args.threads}")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be in 1..64, not {args.workers}")
-    cfg = ServeConfig.load(args.config, item_vectors=args.item_vectors, encoder=args.encoder,
+    config = args.config
+    if config is None and (Path(args.run_dir).expanduser() / SERVE_FILE).exists():
+        config = Path(args.run_dir).expanduser() / SERVE_FILE    # tuned by tune-serving
+    cfg = ServeConfig.load(config, item_vectors=args.item_vectors, encoder=args.encoder,
                            index=args.index, ranker=args.ranker, api_key=api_key,
                            body_timeout=args.body_timeout,
                            weights=parse_weights(args.weights) if args.weights else None)

@@ -3,7 +3,8 @@ DCNv2 and DIN, KAR's hybrid-expert knowledge adapter, and AUC / logloss / GAUC."
 
 from ._base import CTRConfig, CTRModel, CTRModule, load_ctr_model
 from ._data import (TEST, TRAIN, VALID, CTRData, CTRDataConfig, CTRSchema, build_ctr_data,
-                    ctr_store_name, history_index, load_ctr_dataset, profile_split)
+                    ctr_store_name, history_index, load_ctr_dataset, next_item_data,
+                    profile_split, training_part)
 from ._fit import fit_and_test
 from ._knowledge import KnowledgeTables, knowledge_tables
 from ._layers import Dice, FeatureEmbedding
@@ -15,9 +16,9 @@ from .kar import HybridExpertAdapter
 
 CTR_MODELS: dict[str, type[CTRModel]] = {"deepfm": DeepFM, "dcnv2": DCNv2, "din": DIN}
 
-__all__ = ["CTR_MODELS", "TEST", "TRAIN", "VALID", "CTRConfig", "CTRData", "CTRDataConfig",
-           "CTRModel", "CTRModule", "CTRSchema", "DCNv2", "DCNv2Config", "DIN", "DINConfig",
-           "DeepFM", "DeepFMConfig", "Dice", "FeatureEmbedding", "HybridExpertAdapter", "auc", "build_ctr_data",
-           "KnowledgeTables", "ctr_metrics", "ctr_store_name", "fit_and_test", "gauc",
-           "grouped_auc", "history_index", "knowledge_tables", "load_ctr_dataset",
-           "load_ctr_model", "logloss", "profile_split"]
+__all__ = ["CTRConfig", "CTRData", "CTRDataConfig", "CTRModel", "CTRModule", "CTRSchema",
+           "CTR_MODELS", "DCNv2", "DCNv2Config", "DIN", "DINConfig", "DeepFM", "DeepFMConfig",
+           "Dice", "FeatureEmbedding", "HybridExpertAdapter", "KnowledgeTables", "TEST", "TRAIN",
+           "VALID", "auc", "build_ctr_data", "ctr_metrics", "ctr_store_name", "fit_and_test",
+           "gauc", "grouped_auc", "history_index", "knowledge_tables", "load_ctr_dataset",
+           "load_ctr_model", "logloss", "next_item_data", "profile_split", "training_part"]

@@ -338,3 +338,47 @@ def build_ctr_data(ds: Dataset, cfg: CTRDataConfig | None = None) -> CTRData:
                    np.where(valid, inter.item[idx], ds.n_items).astype(np.int64),
                    np.where(valid, stars[idx], 0), part, user_table, item_table, genres,
                    profile=inter.select(~is_sample), meta=meta)
+
+
+def training_part(ds: Dataset, split: Split) -> Dataset:
+    """``ds`` restricted to the training events of a sequential run's ``split``: what a ranker
+    that serves the run may learn from (no user's validation or test event is in it)."""
+    return replace(ds, interactions=split.train)
+
+
+def next_item_data(data: CTRData, negatives: int = 4, seed: int = 0) -> CTRData:
+    """Implicit-feedback samples for the serving task ("what does the user watch next"):
+    every sample event of ``data`` becomes a positive (label 1, whatever its rating) and gets
+    ``negatives`` items drawn uniformly from those the user has no event with (profile or
+    sample) as negatives (label 0) with the same history and part; the history's ratings are
+    dropped (set to 0, the padding code), since a served request carries none.
+
+    Sampled negatives for implicit feedback as in BPR (Rendle et al. 2009) and YouTube's
+    candidate ranking (Covington et al. 2016); the positive's features and history are shared.
+    """
+    if negatives < 1:
+        raise ConfigError(f"negatives must be >= 1, not {negatives}")
+    rng = np.random.default_rng(seed)
+    n, n_items = len(data), data.schema.n_items
+    users = [data.user]
+    items = [data.item]
+    if data.profile is not None:
+        users.append(data.profile.user.astype(np.int64))
+        items.append(data.profile.item.astype(np.int64))
+    seen = np.unique(np.concatenate(users) * n_items + np.concatenate(items))    # sorted keys
+    neg = rng.integers(0, n_items, size=(n, negatives))
+    owner = np.repeat(data.user, negatives).reshape(n, negatives)
+    for _ in range(100):                          # redraw negatives the user has an event with
+        key = owner * n_items + neg
+        pos = np.searchsorted(seen, key).clip(max=len(seen) - 1)
+        clash = seen[pos] == key
+        if not clash.any():
+            break
+        neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n), negatives)])
+    out = data.take(rows)
+    label = np.concatenate([np.ones(n, np.float32), np.zeros(n * negatives, np.float32)])
+    meta = {**data.meta, "objective": "next-item", "negatives": negatives,
+            "positive_rate": round(float(label.mean()), 4)}
+    return replace(out, item=np.concatenate([data.item, neg.reshape(-1)]).astype(np.int64),
+                   label=label, hist_ratings=np.zeros_like(out.hist_ratings), meta=meta)

@@ -17,8 +17,13 @@ from ._artifacts import Artifacts, build_index, load_artifacts
 from ._config import CHANNELS, ServeConfig, parse_weights
 from ._guard import http_protocol
 from ._rank import CTRRanker, mmr, save_ctr_ranker
+from ._replay import (SERVE_FILE, Variant, paired_line, paired_test, replay,
+                      replay_artifacts, run_serve_config, served_evaluation, served_table)
 from ._service import RequestError, Service
+from ._tune import ReplayCache, TuneResult, tune
 
-__all__ = ["CHANNELS", "Artifacts", "CTRRanker", "RequestError", "ServeConfig", "Service",
-           "build_index", "create_app", "http_protocol", "load_artifacts", "mmr", "parse_weights",
-           "save_ctr_ranker"]
+__all__ = ["CHANNELS", "SERVE_FILE", "Artifacts", "CTRRanker", "ReplayCache", "RequestError",
+           "ServeConfig", "Service", "TuneResult", "Variant", "build_index", "create_app",
+           "http_protocol", "load_artifacts", "mmr", "paired_line", "paired_test",
+           "parse_weights", "replay", "replay_artifacts", "run_serve_config", "save_ctr_ranker",
+           "served_evaluation", "served_table", "tune"]

@@ -148,19 +148,23 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
     return np.ones_like(scores) if hi <= lo else (scores - lo) / (hi - lo)
 
 
-def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int,
-             seq_scores: np.ndarray | None = None) -> Candidates:
-    """Run every channel with a positive weight and fuse (module docstring); ``seq_scores``
-    (n_items,): the sequential model's scores of ``q``, if already computed."""
-    if seq_scores is not None:
-        q = replace(q, scores=seq_scores)
-    parts: list[tuple[int, np.ndarray, np.ndarray]] = []
+Part = tuple[int, np.ndarray, np.ndarray]      # (channel position, items (k,), raw scores (k,))
+
+
+def channel_outputs(art: Artifacts, q: Query, weights: dict[str, float], k: int) -> list[Part]:
+    """Run every channel with a positive weight: its top-``k`` items and raw scores."""
+    parts: list[Part] = []
     for c, name in enumerate(CHANNELS):
-        w = weights.get(name, 0.0)
-        if w > 0:
+        if weights.get(name, 0.0) > 0:
             items, scores = CHANNEL_FUNCS[name](art, q, k)
             if len(items):
-                parts.append((c, items, w * _normalise(scores)))
+                parts.append((c, items, scores))
+    return parts
+
+
+def fuse(parts: list[Part], weights: dict[str, float]) -> Candidates:
+    """Weighted sum of min-max normalised channel scores (module docstring)."""
+    parts = [(c, items, weights[CHANNELS[c]] * _normalise(scores)) for c, items, scores in parts]
     if not parts:
         return Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32),
                           np.zeros((0, len(CHANNELS)), np.float32), [])
@@ -176,3 +180,12 @@ def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int,
     order = np.lexsort((items, -fused))
     origin = [CHANNELS[c] for c in origin_idx[order]]
     return Candidates(items[order], fused[order], terms[order], origin)
+
+
+def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int,
+             seq_scores: np.ndarray | None = None) -> Candidates:
+    """Run every channel with a positive weight and fuse (module docstring); ``seq_scores``
+    (n_items,): the sequential model's scores of ``q``, if already computed."""
+    if seq_scores is not None:
+        q = replace(q, scores=seq_scores)
+    return fuse(channel_outputs(art, q, weights, k), weights)

@@ -8,7 +8,8 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     item_vectors = "text"     # ANN space: "text" (encoded knowledge / metadata) or "model"
     encoder = "minilm"        # "minilm" (packaged sentence encoder) or "hashing"
     index = "hnsw"            # "hnsw" (approximate) or "flat" (exact inner product)
-    ranker = "auto"           # "auto": CTR model if the run has one, else "fused"
+    ranker = "auto"           # "auto": CTR model if the run has one and ranker_weight > 0
+    ranker_weight = 0.3       # blend of the CTR score with the fused retrieval score
     diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
     max_body_bytes = 1000000  # request bodies over this get 413 (bytes counted as they arrive)
     body_timeout = 10.0       # seconds for a whole request body to arrive, else 408
@@ -41,6 +42,11 @@ class ServeConfig:
     prestore_max_mb: int = 1024      # ... unless users x items x 4 bytes is larger
     ann_history: int = 20            # most recent history items that form the ANN query
     ranker: Literal["auto", "fused", "ctr"] = "auto"
+    # final = (1 - w) * minmax(fused) + w * minmax(ctr) over the candidates (w = 1: CTR order).
+    # None: 0 for "auto" (an untuned CTR model is not used: on ML-100K the rating-trained DIN
+    # served NDCG@10 0.019 against 0.096 for the retrieval model alone; see
+    # docs/results/serving-quality.md), 1 for "ctr". `llmrec tune-serving` writes a tuned value.
+    ranker_weight: float | None = None
     diversity: float = 0.0
     max_n: int = 100
     max_history: int = 1000
@@ -72,8 +78,19 @@ class ServeConfig:
                               f"{self.body_timeout}")
         if not 0.0 <= self.batch_window_ms <= 100.0:
             raise ConfigError(f"batch_window_ms must be in [0, 100], not {self.batch_window_ms}")
+        if self.ranker_weight is not None and not 0.0 <= self.ranker_weight <= 1.0:
+            raise ConfigError(f"ranker_weight must be in [0, 1], not {self.ranker_weight}")
         if not 0.0 <= self.diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1], not {self.diversity}")
+
+    @property
+    def ctr_weight(self) -> float:
+        """The blend weight in force (see ``ranker_weight``)."""
+        if self.ranker == "fused":
+            return 0.0
+        if self.ranker_weight is not None:
+            return self.ranker_weight
+        return 1.0 if self.ranker == "ctr" else 0.0
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> ServeConfig:

@@ -7,6 +7,14 @@ click probability, computed from ID features and the knowledge vectors prestored
 model, for unknown (cold-start) users, and for items the CTR model never saw, the order is the
 fused retrieval score (items without a CTR score go after those with one).
 
+With ``ranker_weight`` w < 1 (see :class:`~llmrec.serve.ServeConfig`) the order is a blend,
+
+    final(i) = (1 - w) * minmax(fused)(i) + w * minmax(ctr)(i)     over the candidates,
+
+ties broken by the fused score (w = 1 is the CTR order; w = 0 the fused one). The blend is a
+late fusion of the two stages' scores; its weight is tuned on validation by
+``llmrec tune-serving`` (:mod:`llmrec.serve._tune`).
+
 Re-ranking: maximal marginal relevance (Carbonell & Goldstein 1998) over the item vectors,
 
     next = argmax_i  (1 - diversity) * rel(i) - diversity * max_{j chosen} cos(i, j)
@@ -58,11 +66,28 @@ def mmr(items: np.ndarray, relevance: np.ndarray, vectors: np.ndarray, n: int,
     return np.asarray(chosen)
 
 
-def save_ctr_ranker(run_dir: str | Path, model: Any, data: Any, dataset: Any) -> Path:
+def blend(fused: np.ndarray, ctr: np.ndarray, weight: float) -> np.ndarray:
+    """(m,) ranking score of candidates from their fused retrieval scores and CTR scores
+    (``-inf`` where the CTR model does not know an item: its lowest finite score)."""
+    if weight >= 1.0:
+        return ctr
+    ok = np.isfinite(ctr)
+    ctr = np.where(ok, ctr, ctr[ok].min() if ok.any() else 0.0)
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        lo, hi = float(x.min()), float(x.max())
+        return np.ones_like(x) if hi <= lo else (x - lo) / (hi - lo)
+
+    return (1.0 - weight) * norm(fused.astype(np.float64)) + weight * norm(ctr)
+
+
+def save_ctr_ranker(run_dir: str | Path, model: Any, data: Any, dataset: Any,
+                    info: dict[str, Any] | None = None) -> Path:
     """Store a fitted CTR model (with prestored knowledge if it has an adapter) and the
     feature tables of ``data`` (a :class:`~llmrec.ctr.CTRData` of ``dataset``) under
     ``RUN_DIR/ctr`` so that ``llmrec serve RUN_DIR`` ranks with it. Arrays are ``.npy``
-    without pickle."""
+    without pickle. ``info`` is stored in ``serving.json`` (e.g. ``objective``, and
+    ``history_ratings: false`` for a model trained without the history's ratings)."""
     final = Path(run_dir) / CTR_FOLDER
     # written beside, then swapped in: a crash leaves the previous ranker (or none) intact
     folder = Path(tempfile.mkdtemp(prefix=".ctr-", dir=run_dir))
@@ -75,7 +100,8 @@ def save_ctr_ranker(run_dir: str | Path, model: Any, data: Any, dataset: Any) ->
     for name, arr in arrays.items():
         np.save(folder / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
     write_json(folder / "serving.json", {"dataset": dataset.name,
-                                         "history_len": int(data.schema.history_len)})
+                                         "history_len": int(data.schema.history_len),
+                                         **(info or {})})
     old = final.with_name(f".{CTR_FOLDER}-old")
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -100,6 +126,8 @@ class CTRRanker:
         t = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in _TABLES}
         self.meta = json.loads((folder / "serving.json").read_text())
         self.history_len = int(self.meta["history_len"])
+        self.history_ratings = bool(self.meta.get("history_ratings", True))
+        self.objective = str(self.meta.get("objective", "rating"))
         self.item_table = torch.from_numpy(t["item_table"].astype(np.int64))
         self.item_genres = torch.from_numpy(t["item_genres"].astype(np.int64))
         self.n_items = len(t["item_ids"])
@@ -126,8 +154,8 @@ class CTRRanker:
         if self.user_scores is not None:
             pre.append("scores of every known user's stored history "
                        f"({self.prestore_seconds:.1f} s)")
-        return (f"CTR model {self.model.name} ({knowledge}, {path}) on fused candidates "
-                "(users it does not know: the average user)"
+        return (f"CTR model {self.model.name} ({knowledge}, {self.objective} objective, {path}) "
+                "on fused candidates (users it does not know: the average user)"
                 + (f"; prestored: {', '.join(pre)}" if pre else ""))
 
     def prestore(self, dataset: Any, max_bytes: int, users_per_call: int = 8) -> None:
@@ -170,7 +198,10 @@ class CTRRanker:
               candidates: np.ndarray) -> tuple[RankQuery, np.ndarray]:
         """The ranker input of one request (serving indices in) and the mask (m,) of the
         candidates the CTR model knows. ``ratings`` (h,) are the history's stars (0 =
-        unknown); history items the CTR model does not know are left out."""
+        unknown; a model trained on unrated histories, the next-item task, always gets 0);
+        history items the CTR model does not know are left out."""
+        if not self.history_ratings:
+            ratings = np.zeros(len(history))
         cand = self.item_map[candidates]
         known = cand >= 0
         hist = self.item_map[history]
@@ -285,7 +316,7 @@ def add_average_user(model: Any, user_table: np.ndarray) -> np.ndarray:
 
 def load_ranker(run_dir: Path, run: Any, cfg: Any) -> CTRRanker | None:
     folder = Path(run_dir).expanduser() / CTR_FOLDER
-    if cfg.ranker == "fused":
+    if cfg.ranker == "fused" or (cfg.ranker == "auto" and cfg.ctr_weight <= 0):
         return None
     if not (folder / "model.json").exists():
         if cfg.ranker == "ctr":

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._artifacts import Artifacts
 from ._channels import CHANNELS, Query, needs_forward, retrieve, search, sequential_scores
-from ._rank import mmr, stored_history
+from ._rank import blend, mmr, stored_history
 
 
 class RequestError(Exception):
@@ -176,10 +176,12 @@ class Service:
         cands = retrieve(art, query, w, max(art.config.candidates, n), seq_scores)
         score, ranker = cands.fused.astype(np.float64), "fused"
         items = cands.items
-        if art.ranker is not None and len(items):
+        weight = art.config.ctr_weight
+        if art.ranker is not None and weight > 0 and len(items):
             ctr = art.ranker.stored_scores(user, items) if source == "stored" else None
             if ctr is None:
                 ctr = yield Work("rank", (user, hist, ratings, items))
+            ctr = blend(cands.fused, ctr, weight)
             order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
             items, score = items[order], ctr[order]
             cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
