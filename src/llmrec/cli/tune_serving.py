@@ -60,7 +60,7 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
         from ..config import dumps_toml, to_dict
         from ..serve import (SERVE_FILE, ReplayCache, Variant, paired_line, replay,
                              replay_artifacts, run_serve_config, served_table, tune)
-        from ..serve._replay import split_cases
+        from ..serve import split_cases
     except ImportError as e:
         raise LlmrecError(f"tune-serving needs the serve extras ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss,tune]'") from None

@@ -18,7 +18,8 @@ from ._config import CHANNELS, ServeConfig, parse_weights
 from ._guard import http_protocol
 from ._rank import CTRRanker, mmr, save_ctr_ranker
 from ._replay import (SERVE_FILE, Variant, paired_line, paired_test, replay,
-                      replay_artifacts, run_serve_config, served_evaluation, served_table)
+                      replay_artifacts, run_serve_config, served_evaluation, served_table,
+                      split_cases)
 from ._service import RequestError, Service
 from ._tune import ReplayCache, TuneResult, tune
 
@@ -26,4 +27,4 @@ __all__ = ["CHANNELS", "SERVE_FILE", "Artifacts", "CTRRanker", "ReplayCache", "R
            "ServeConfig", "Service", "TuneResult", "Variant", "build_index", "create_app",
            "http_protocol", "load_artifacts", "mmr", "paired_line", "paired_test",
            "parse_weights", "replay", "replay_artifacts", "run_serve_config", "save_ctr_ranker",
-           "served_evaluation", "served_table", "tune"]
+           "served_evaluation", "served_table", "split_cases", "tune"]
