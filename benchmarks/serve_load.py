@@ -1,8 +1,9 @@
 """Load test of ``llmrec serve``: throughput and latency of POST /recommend on 127.0.0.1.
 
 Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port (once per ``--rankers``
-setting: ``auto`` ranks with the run's CTR model if it has one, ``fused`` serves the fused
-retrieval score), waits for /info, then for each request kind (``--modes``) and concurrency
+setting: ``ctr`` ranks with the run's CTR model (RUN_DIR/ctr, from ``llmrec ranker``) at the
+run's blend weight or, untuned, by the CTR score alone; ``fused`` serves the fused retrieval
+score; ``auto`` is what ``llmrec serve RUN_DIR`` does by default), waits for /info, then for each request kind (``--modes``) and concurrency
 runs a bounded closed-loop load for ``--seconds`` (after a short warm-up) with wrk (Debian
 package ``wrk``; one thread, a Lua script drawing the request bodies) or, where wrk is missing,
 an async httpx client: each of the C connections sends its next request as soon as its
@@ -20,7 +21,7 @@ and of the client, and the server's resident memory (RSS, summed over its proces
 and after each level.
 
     .venv/bin/python benchmarks/serve_load.py RUN_DIR [--workers 2] [--modes user,history]
-        [--rankers auto,fused] [--concurrency 1,8,32] [--client wrk|httpx]
+        [--rankers ctr,fused] [--concurrency 1,8,32] [--client wrk|httpx]
 
 The client runs on the same machine as the server (2 shared cores here): its CPU time is
 taken from the server's, so these are lower bounds for the server alone.
@@ -263,8 +264,8 @@ def main() -> int:
     ap.add_argument("--modes", default="user,history",
                     help="request kinds: user (stored histories), history (explicit)")
     ap.add_argument("--mode", choices=("user", "history"), help="one kind (old flag)")
-    ap.add_argument("--rankers", default="auto,fused",
-                    help="serve --ranker settings to load (auto: the run's CTR model)")
+    ap.add_argument("--rankers", default="ctr,fused",
+                    help="serve --ranker settings to load (ctr: the run's CTR model)")
     ap.add_argument("--weights", default="sequential=1,ann=0.5,popularity=0.1")
     ap.add_argument("--encoder", default="minilm")
     ap.add_argument("--workers", type=int, default=1, help="llmrec serve --workers")

@@ -26,7 +26,8 @@ def _ranked_artifacts(serve_run, artifacts, tmp_path_factory, model):
     run = tmp_path_factory.mktemp(f"{model.name}-run") / "run"
     shutil.copytree(serve_run, run)
     save_ctr_ranker(run, model, data, ds)
-    return load_artifacts(run, ServeConfig(encoder="hashing", diversity=0.3)), model, data
+    return (load_artifacts(run, ServeConfig(encoder="hashing", diversity=0.3, ranker="ctr")),
+            model, data)
 
 
 @pytest.fixture(scope="module")
