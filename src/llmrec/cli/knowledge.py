@@ -24,6 +24,7 @@ from ..data import REGISTRY
 from ..errors import LlmrecError
 from ..knowledge import (CONSTRAINTS, MODES, KnowledgeConfig, KnowledgeStore, KnowledgeSummary,
                          default_store_path)
+from ._common import positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,28 +40,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "split (sequential models, serving); ctr-profile = the CTR task's profile "
                    "events only, no sample (for `llmrec bench knowledge --knowledge-source "
                    "knowledge`; its own store DATASET-ctr-profileN.sqlite)")
-    g.add_argument("--profile-events", type=int, default=30,
+    g.add_argument("--profile-events", type=positive_int, default=30,
                    help="ctr-profile: at most this many first events per user (as the CTR data)")
     g.add_argument("--mode", choices=MODES, default="individual")
     g.add_argument("--backend", choices=("local", "openai"), default="local")
     g.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
     g.add_argument("--model", help="served model name (openai) or a GGUF file (local)")
     g.add_argument("--api-key-env", help="name of the environment variable holding the key")
-    g.add_argument("--threads", type=int, help="llama.cpp threads (local; default: all cores;"
+    g.add_argument("--threads", type=positive_int, help="llama.cpp threads (local; default: all cores;"
                    " on a busy machine 1 is often much faster)")
-    g.add_argument("--slots", type=int, help="requests in flight = decoding slots (default: 1 "
+    g.add_argument("--slots", type=positive_int, help="requests in flight = decoding slots (default: 1 "
                    "for local, where more slots did not pay on 2 busy cores; 8 for openai)")
-    g.add_argument("--n-ctx", type=int, default=1024, help="context per slot (local)")
+    g.add_argument("--n-ctx", type=positive_int, default=1024, help="context per slot (local)")
     only = g.add_mutually_exclusive_group()
     only.add_argument("--items-only", action="store_true")
     only.add_argument("--users-only", action="store_true")
-    g.add_argument("--limit", type=int, help="only the first N items and first N users")
+    g.add_argument("--limit", type=positive_int, help="only the first N items and first N users")
     g.add_argument("--factors", help="comma-separated factors (default: the LLM derives them)")
     g.add_argument("--scenario", help="what an item is, in prompts (default: movie for ml-*)")
     g.add_argument("--constrain", choices=CONSTRAINTS,
                    help="output format control (default: grammar for local, json for openai)")
-    g.add_argument("--clusters", type=int, default=32, help="clusters (collective mode)")
-    g.add_argument("--partition-size", type=int, default=20, help="items per partition "
+    g.add_argument("--clusters", type=positive_int, default=32, help="clusters (collective mode)")
+    g.add_argument("--partition-size", type=positive_int, default=20, help="items per partition "
                    "(incremental mode)")
     g.add_argument("--kg", action="store_true", help="add facts from the data set's .kg/.link "
                    "files (check the link first: see llmrec.knowledge._facts)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ._common import non_negative_int, positive_int, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "LLM knowledge store of the CTR task (llmrec knowledge generate --history "
                    "ctr-profile), the metadata-text stand-in, or none")
     p.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--seed", type=seed_int, default=42)
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: all cores)")
     p.set_defaults(func=cmd_ranker)
 
 

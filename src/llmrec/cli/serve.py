@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from ..errors import ConfigError, LlmrecError
+from ._common import int_range, port_int, positive_int
 
 log = logging.getLogger("llmrec.serve")
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_int, default=8000)
     p.add_argument("--api-key-env", metavar="VAR",
                    help="require header X-API-Key equal to this environment variable's value")
     p.add_argument("--config", help="serve TOML (weights, channels, limits; see llmrec.serve)")
@@ -33,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
-    p.add_argument("--threads", type=int, default=1, help="torch/FAISS threads (default 1)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1, help="torch/FAISS threads (default 1)")
+    p.add_argument("--workers", type=int_range(1, 64), default=1,
                    help="worker processes sharing the port and the loaded artifacts (forked "
                    "after loading; a worker that dies is replaced). Default 1; about one per "
                    "core for throughput")

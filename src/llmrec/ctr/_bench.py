@@ -17,7 +17,6 @@ interrupted ones (trainer checkpoints). Only the report goes to the output folde
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import statistics
 import time
@@ -28,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._io import atomic_write_text, content_hash, llmrec_home, write_json
+from .._io import atomic_write_text, content_hash, llmrec_home, read_json_file, write_json
 from ..config import to_dict
 from ..encode import ENCODERS
 from . import CTR_MODELS
@@ -140,7 +139,7 @@ def run_cached(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRD
     stem = f"{name}-{label or ('knowledge' if knowledge else 'base')}-{seed}-{key[:12]}"
     record_path = folder / f"{stem}.json"
     if record_path.exists():
-        return {**json.loads(record_path.read_text()), "cached": True}
+        return {**read_json_file(record_path, f"delete it to run {stem} again"), "cached": True}
     data = kdata if knowledge else base
     test, probs, prestore_seconds = fit_and_test(model, data, run_dir=folder / stem,
                                                  progress=progress)

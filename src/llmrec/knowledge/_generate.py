@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..config import SEED_MAX
 from ..data import Dataset, Split
 from ..errors import ConfigError, LlmrecError
 from ..llm import Backend
@@ -79,6 +80,10 @@ class KnowledgeConfig:
         for name in ("n_clusters", "partition_size", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in 0..{SEED_MAX}, not {self.seed}")
+        if self.slots is not None and self.slots < 1:
+            raise ConfigError(f"slots must be >= 1, not {self.slots}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, not {self.limit}")
         object.__setattr__(self, "factors", tuple(clean_factors(list(self.factors))))

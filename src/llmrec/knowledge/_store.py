@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import llmrec_home
+from .._io import corrupt_file, llmrec_home
 from ..errors import LlmrecError
 
 SCHEMA_VERSION = 1
@@ -132,10 +132,16 @@ class KnowledgeStore:
             if version not in (0, SCHEMA_VERSION):
                 raise LlmrecError(f"{self.path}: knowledge store schema {version}, this llmrec "
                                   f"reads {SCHEMA_VERSION}; use another --store")
+            check = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
-            raise LlmrecError(f"{self.path}: not a usable knowledge store ({e})") from None
+            self.db.close()
+            raise corrupt_file(self.path, e, f"delete {self.path} (and any {self.path.name}-wal"
+                               " beside it) and run `llmrec knowledge generate` again, or use "
+                               "another --store") from None
 
     @classmethod
     def for_dataset(cls, dataset: str) -> KnowledgeStore:

@@ -17,7 +17,6 @@ ranked order.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import write_json
+from .._io import read_json_file, read_npy, write_json
+from .._saved import ranker_fix
 from ..errors import ConfigError
 
 CTR_FOLDER = "ctr"
@@ -93,8 +93,9 @@ class CTRRanker:
         if self.model.module.adapter is not None and self.model.prestored is None:
             raise ConfigError(f"{folder}: the CTR model uses knowledge but was saved without "
                               "prestored vectors (save it with save_ctr_ranker)")
-        t = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in _TABLES}
-        self.meta = json.loads((folder / "serving.json").read_text())
+        fix = ranker_fix(folder)
+        t = {n: read_npy(folder / f"{n}.npy", fix) for n in _TABLES}
+        self.meta = read_json_file(folder / "serving.json", fix)
         self.history_len = int(self.meta["history_len"])
         self.user_table = torch.from_numpy(t["user_table"].astype(np.int64))
         self.item_table = torch.from_numpy(t["item_table"].astype(np.int64))

@@ -219,7 +219,7 @@ class SemanticIds:
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
             codes = np.load(folder / "codes.npy", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"cannot read semantic IDs from {folder}: {exc}") from exc
         fields = ("codebook_sizes", "method", "config", "collisions", "input_hash",
                   "diagnostics")
