@@ -147,3 +147,60 @@ def test_corrupt_run_artifact_stops_the_start_with_one_line(run_copy, name, dama
     assert len(lines) == 1 and str(run_copy / name) in lines[0], proc.stderr
     assert "--force" in lines[0]
     assert not _answers(f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def ranked_run(serve_run, tmp_path_factory) -> Path:
+    """A copy of the serve run with a CTR ranker (RUN_DIR/ctr) trained by `llmrec ranker`."""
+    run = tmp_path_factory.mktemp("faults-ranked") / "run"
+    shutil.copytree(serve_run, run)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmrec", "-q", "ranker", str(run), "--model", "din",
+         "--knowledge-source", "none", "--encoder", "hashing", "--epochs", "1",
+         "--threads", "1"], capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def _serve_once(run: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llmrec", "-q", "serve", str(run), "--port", str(free_port()),
+         "--encoder", "hashing"], capture_output=True, text=True, timeout=180,
+        stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("ctr/item_table.npy", _truncate),
+    ("ctr/user_ids.npy", _garble),
+    ("ctr/serving.json", _garble),
+    ("ctr/model.safetensors", _truncate),
+    ("ctr/model.json", _truncate),
+])
+def test_corrupt_ranker_artifact_stops_the_start_with_one_line(ranked_run, tmp_path, name,
+                                                              damage):
+    run = tmp_path / "run"
+    shutil.copytree(ranked_run, run)
+    damage(run / name)
+    proc = _serve_once(run)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and str(run / name) in lines[0], proc.stderr
+    assert f"llmrec ranker {run}" in lines[0] and f"delete {run / 'ctr'}" in lines[0]
+
+
+def test_corrupt_knowledge_store_stops_the_start_with_one_line(serve_run, tmp_path,
+                                                              monkeypatch):
+    """Serving reads the data set's knowledge store for explanations and item vectors."""
+    import json
+
+    from llmrec.knowledge import default_store_path
+
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    store = default_store_path(json.loads((serve_run / "run.json").read_text())["dataset"])
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    proc = _serve_once(serve_run)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and str(store) in lines[0] and "delete" in lines[0], proc.stderr
