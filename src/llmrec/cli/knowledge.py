@@ -7,13 +7,22 @@
     llmrec knowledge stats
 
 ``generate`` exits 1 when some records failed (they are stored and retried by the next run),
-2 on a usage or environment error (work done so far is kept).
+2 on a usage or environment error (work done so far is kept). SIGTERM or SIGINT (Ctrl-C)
+stops it cleanly: the calls in flight are finished and stored, then it says how many calls
+were done and exits 143 (SIGTERM) or 130 (SIGINT); a second signal stops at once (the calls
+in flight are dropped; every stored record is complete either way). The same command resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -126,7 +135,43 @@ def _backend(args: argparse.Namespace, slots: int) -> Any:
                         api_key_env=args.api_key_env, concurrency=slots)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(interrupt: threading.Event) -> Iterator[dict[str, int]]:
+    """SIGTERM/SIGINT set ``interrupt`` (the run finishes its calls in flight, then stops); a
+    second one ends the process at once. Yields {"signal": number} once one came."""
+    got: dict[str, int] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if interrupt.is_set():
+            os.write(2, b"llmrec: stopped at once (calls in flight dropped; stored records "
+                        b"are complete); run the same command to resume\n")
+            os._exit(128 + signum)
+        got["signal"] = signum
+        interrupt.set()
+        os.write(2, b"llmrec: stopping after the calls in flight (signal again to stop now)\n")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from ..knowledge import Interrupted
+
+    interrupt = threading.Event()
+    with _stop_on_signals(interrupt) as got:
+        try:
+            return _generate(args, interrupt)
+        except Interrupted as e:
+            print(f"llmrec: interrupted after {e.done} of {e.total} calls; run the same "
+                  "command to resume", file=sys.stderr)
+            return 128 + got.get("signal", signal.SIGINT)
+
+
+def _generate(args: argparse.Namespace, interrupt: threading.Event) -> int:
     from ..knowledge import generate_knowledge
 
     ds, split = _data(args)
@@ -140,12 +185,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         n_clusters=args.clusters, partition_size=args.partition_size, slots=slots,
         templates=args.templates)
     with _backend(args, slots) as llm:
-        threads = getattr(getattr(llm, "config", None), "threads", None)
+        threads = ""
+        if args.backend == "local":
+            from ..llm.local import usable_cores
+
+            threads = f", {llm.config.threads or usable_cores()} threads"
         print(f"{ds.name}: {ds.n_items:,} items, {ds.n_users:,} users; mode {cfg.mode}; "
-              f"{args.backend} backend, {slots} slots"
-              + (f", {threads} threads" if args.backend == "local" else ""))
+              f"{args.backend} backend, {slots} slots{threads}", flush=True)
         summary = generate_knowledge(ds, split, llm, cfg, store=args.store,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, interrupt=interrupt)
     print(_summary_text(summary))
     if summary.failed:
         print(f"llmrec: {summary.failed} entities have no knowledge yet (failed records are "

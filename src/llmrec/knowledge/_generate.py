@@ -19,6 +19,7 @@ re-running is a cache hit, an interrupted run resumes.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -209,11 +210,14 @@ def _slots(backend: Backend, cfg: KnowledgeConfig) -> int:
 def generate_knowledge(dataset: Dataset, split: Split, backend: Backend,
                        config: KnowledgeConfig | None = None, *,
                        store: KnowledgeStore | str | Path | None = None,
-                       progress: bool = True) -> KnowledgeSummary:
+                       progress: bool = True,
+                       interrupt: threading.Event | None = None) -> KnowledgeSummary:
     """Generate (or fetch from the store) item and user knowledge; see the module docstring.
 
     User prompts are built from ``split``'s training part only. Raises
-    :class:`~llmrec.llm.LLMError` when the LLM is unusable (work done so far is kept).
+    :class:`~llmrec.llm.LLMError` when the LLM is unusable, and
+    :class:`~._runner.Interrupted` once ``interrupt`` is set (the calls in flight are finished
+    and stored first); work done so far is kept either way.
     """
     cfg = config or KnowledgeConfig()
     require_item_text(dataset)
@@ -228,7 +232,7 @@ def generate_knowledge(dataset: Dataset, split: Split, backend: Backend,
     start = time.perf_counter()
     run_id = db.start_run(cfg.mode)
     runner = Runner(backend, db, slots=_slots(backend, cfg), max_attempts=cfg.max_attempts,
-                    progress=progress)
+                    progress=progress, interrupt=interrupt)
     plan = _Plan(dataset, cfg, load_templates(cfg.templates), backend.identity())
     summary = KnowledgeSummary(dataset.name, cfg.mode, str(db.path), [], plan.identity, 0, 0,
                                0, 0, 0.0, {})
