@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from llmrec.models import BERT4Rec, GRU4Rec, MODELS, Pop, SASRec
+from llmrec.models import BERT4Rec, GRU4Rec, HSTU, MODELS, Pop, SASRec
 from llmrec.testing import RecommenderContract
 
 SMALL = dict(embedding_size=32, max_seq_len=20, batch_size=32, patience=50, dropout=0.1)
 
 
 def test_every_registered_model_has_a_contract_test():
-    tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec)}
+    tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec, TestHSTU)}
     tested.add("tiger")                 # tests/models/test_tiger.py::TestTIGERContract
     assert tested == set(MODELS)
 
@@ -55,6 +55,13 @@ class TestSASRecPaperBlock(TestSASRec):
     def make_model(self, **overrides):
         return SASRec(**{**SMALL, "epochs": 30, "learning_rate": 5e-3, "block": "paper",
                          "scale_embeddings": True, **overrides})
+
+
+class TestHSTU(RecommenderContract):
+    model = "hstu"
+
+    def make_model(self, **overrides):
+        return HSTU(**{**SMALL, "epochs": 30, "learning_rate": 5e-3, **overrides})
 
 
 class TestBERT4Rec(RecommenderContract):

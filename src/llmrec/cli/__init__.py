@@ -12,12 +12,12 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, encode, ranker, serve, tokenize
+from . import bench, encode, ranker, serve, tokenize, tune
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "recommend": recommend,
             "demo": demo, "knowledge": knowledge,
             "encode": encode, "tokenize": tokenize,
-            "bench": bench, "serve": serve, "ranker": ranker}
+            "bench": bench, "serve": serve, "ranker": ranker, "tune": tune}
 
 
 class _Parser(argparse.ArgumentParser):

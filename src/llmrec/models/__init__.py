@@ -3,6 +3,7 @@
 from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
+from .hstu import HSTU, HSTUConfig
 from .pop import Pop
 from .sasrec import SASRec, SASRecConfig
 from .tiger import TIGER, TIGERConfig
@@ -12,9 +13,11 @@ MODELS: dict[str, type[Recommender]] = {
     "gru4rec": GRU4Rec,
     "sasrec": SASRec,
     "bert4rec": BERT4Rec,
+    "hstu": HSTU,
     "tiger": TIGER,
 }
 
-__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "GRU4Rec", "GRU4RecConfig", "Pop",
+__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "GRU4Rec", "GRU4RecConfig", "HSTU",
+           "HSTUConfig", "Pop",
            "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]

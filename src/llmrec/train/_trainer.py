@@ -20,7 +20,9 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +40,21 @@ from ._config import TrainConfig
 
 log = logging.getLogger(__name__)
 DEFAULT_MONITOR = "ndcg@10"
+_ON_VALIDATION: ContextVar[Callable[[int, float], None] | None] = ContextVar(
+    "on_validation", default=None)
+
+
+@contextmanager
+def on_validation(hook: Callable[[int, float], None]) -> Iterator[None]:
+    """Call ``hook(epoch, score)`` after every validation of every :class:`Trainer` that runs
+    inside the ``with`` block (``score``: the monitored metric). An exception the hook raises
+    ends training and propagates out of ``fit`` -- how a hyper-parameter search prunes a trial
+    (:mod:`llmrec.tune`) without threading a callback through every model's ``fit``."""
+    token = _ON_VALIDATION.set(hook)
+    try:
+        yield
+    finally:
+        _ON_VALIDATION.reset(token)
 
 
 class Trainable(Protocol):
@@ -177,6 +194,9 @@ class Trainer:
             record["seconds"] = round(state["elapsed"], 3)
             state["history"].append(record)
             self._report(record, state, monitor)
+            hook = _ON_VALIDATION.get()
+            if hook is not None and f"valid_{monitor}" in record:
+                hook(epoch, record[f"valid_{monitor}"])
             if paths:
                 meta = {**state, "config_hash": cfg_hash,
                         "numpy_rng": rng.bit_generator.state}
