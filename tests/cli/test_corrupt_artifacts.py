@@ -185,3 +185,15 @@ def test_damaged_user_config_toml(data_slice, tmp_path):
                   str(run))
     one_line_naming(proc, bad, "invalid TOML")
     assert not run.exists()
+
+
+def test_damaged_tune_study(data_slice, tmp_path):
+    """`llmrec tune` keeps its Optuna study in SQLite: a damaged one is one line naming it."""
+    space = tmp_path / "space.toml"
+    space.write_text('[model.dropout]\ntype = "float"\nlow = 0.0\nhigh = 0.5\n')
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    proc = llmrec("tune", "--model", "sasrec", "--dataset", str(data_slice), "--space",
+                  str(space), "--trials", "1", "--study-dir", str(study), "--no-test")
+    one_line_naming(proc, study / "study.db", "delete")

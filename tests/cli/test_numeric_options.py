@@ -55,6 +55,10 @@ BAD = [
     (["bench", "representations", "--patience", "0"], "--patience: must be >= 1, not 0"),
     (["bench", "representations", "--cold-max-count", "-1"], "--cold-max-count: must be >= 0"),
     (["demo", "--seed", "-1"], "--seed: must be in 0..4294967295, not -1"),
+    (["tune", "--space", "s.toml", "--trials", "0"], "--trials: must be >= 1, not 0"),
+    (["tune", "--space", "s.toml", "--timeout", "-5"], "--timeout: must be > 0, not -5"),
+    (["tune", "--space", "s.toml", "--timeout", "nan"], "--timeout: must be > 0, not nan"),
+    (["tune", "--space", "s.toml", "--sampler-seed", BIG], "--sampler-seed: must be in 0.."),
 ]
 
 

@@ -28,6 +28,17 @@ def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], i
     return integer
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for a finite number > 0 (seconds, rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
 positive_int = int_range(1)                 # sizes, epochs, counts, threads, workers
 non_negative_int = int_range(0)             # 0 has a meaning (e.g. "all cores", "no filter")
 seed_int = int_range(0, SEED_MAX)           # what numpy and torch accept
