@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import corrupt_file, llmrec_home
-from ..errors import LlmrecError
+from .._io import llmrec_home
+from ..errors import CorruptFileError, LlmrecError
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -139,9 +139,10 @@ class KnowledgeStore:
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
             self.db.close()
-            raise corrupt_file(self.path, e, f"delete {self.path} (and any {self.path.name}-wal"
-                               " beside it) and run `llmrec knowledge generate` again, or use "
-                               "another --store") from None
+            raise CorruptFileError(
+                f"{self.path}: not a usable knowledge store (corrupt or truncated: {e}); "
+                f"delete it (and any {self.path.name}-wal beside it) and run `llmrec knowledge "
+                "generate` again, or use another --store") from None
 
     @classmethod
     def for_dataset(cls, dataset: str) -> KnowledgeStore:
