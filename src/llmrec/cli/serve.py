@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch/FAISS threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch/FAISS threads (default 1)")
     p.add_argument("--workers", type=int_range(1, 64), default=1,
                    help="worker processes sharing the port and the loaded artifacts (forked "
                    "after loading; a worker that dies is replaced). Default 1; about one per "
@@ -115,24 +116,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 METRICS_PREFIX = "llmrec-metrics-"
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (on Linux: a running llmrec, so that a reused pid
-    does not keep a dead server's folder)."""
+def _owner_alive(pid: int, folder: Path) -> bool:
+    """Whether the server that made ``folder`` (process ``pid``) still runs. On Linux a pid
+    reused by a process started after the folder was last changed does not count, nor does a
+    zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[-1].split()[0] != "Z" and b"llmrec" in cmdline
-    return True
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")    # field 22: starttime
+        changed = folder.stat().st_ctime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True                       # no /proc (not Linux): trust the pid
+    return fields[0] != "Z" and started <= changed
 
 
 def metrics_folder() -> Path:
@@ -141,7 +143,8 @@ def metrics_folder() -> Path:
     root = Path(tempfile.gettempdir())
     for old in root.glob(METRICS_PREFIX + "*"):
         pid = old.name[len(METRICS_PREFIX):]
-        if old.is_dir() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+        if old.is_dir() and pid.isdigit() and (int(pid) == os.getpid()
+                                               or not _owner_alive(int(pid), old)):
             shutil.rmtree(old, ignore_errors=True)
             log.info("removed %s, left by a server that is gone", old)
     folder = root / f"{METRICS_PREFIX}{os.getpid()}"
