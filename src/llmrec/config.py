@@ -144,9 +144,11 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
 
 def require_positive(cfg: Any, *names: str) -> None:
-    """Raise ConfigError unless each named numeric field is > 0."""
+    """Raise ConfigError unless each named numeric field is > 0 and finite (TOML has nan and
+    inf)."""
     for name in names:
-        if getattr(cfg, name) <= 0:
+        value = getattr(cfg, name)
+        if not 0 < value < float("inf"):
             raise ConfigError(f"{name} must be > 0, not {getattr(cfg, name)!r}")
 
 
@@ -162,9 +164,10 @@ def require_seed(cfg: Any, *names: str) -> None:
 
 
 def require_non_negative(cfg: Any, *names: str) -> None:
-    """Raise ConfigError unless each named numeric field is >= 0."""
+    """Raise ConfigError unless each named numeric field is >= 0 and finite."""
     for name in names:
-        if getattr(cfg, name) < 0:
+        value = getattr(cfg, name)
+        if not 0 <= value < float("inf"):
             raise ConfigError(f"{name} must be >= 0, not {getattr(cfg, name)!r}")
 
 
