@@ -141,3 +141,18 @@ def test_edge_values_are_accepted(cli):
                  ["recommend", "/no/run", "--user", "1", "-n", "1"]):
         status, err = cli(*args)
         assert status == 2 and "/no/run" in err and "argument" not in err, err
+
+
+def test_every_model_config_refuses_a_bad_seed():
+    """`--set model.seed=...` reaches every model's config: each one checks the range."""
+    from llmrec.config import from_dict
+    from llmrec.ctr import CTR_MODELS
+    from llmrec.errors import ConfigError
+    from llmrec.models import MODELS
+
+    classes = {name: cls.config_class for name, cls in {**MODELS, **CTR_MODELS}.items()}
+    for name, config_class in classes.items():
+        for seed in (-5, 2**32, 10**20):
+            with pytest.raises(ConfigError, match="seed must be in 0..4294967295"):
+                from_dict(config_class, {"seed": seed}, "model")
+        assert from_dict(config_class, {"seed": 2**32 - 1}, "model").seed == 2**32 - 1, name
