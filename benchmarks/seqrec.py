@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from llmrec._io import llmrec_home
-from llmrec.bench.seqrec import compare, summarize, summary_table, write_report
+from llmrec.bench.seqrec import (compare, significance, significance_text, summarize,
+                                 summary_table, write_report)
 
 HERE = Path(__file__).parent
 
@@ -30,6 +31,7 @@ def main() -> int:
     p.add_argument("--seeds", default="42,43,44")
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--output", help="default: $LLMREC_HOME/bench/seqrec-DATASET")
+    p.add_argument("--baseline", help="model the others are tested against (default: the first)")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -41,8 +43,9 @@ def main() -> int:
     out = Path(args.output) if args.output else llmrec_home() / "bench" / f"seqrec-{args.dataset}"
     command = "python benchmarks/seqrec.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     json_path, md_path = write_report(out, records, f"Sequential recommenders on {args.dataset}",
-                                      command)
+                                      command, baseline=args.baseline)
     print(summary_table(summarize(records)))
+    print("\n" + significance_text(significance(records, args.baseline)))
     print(f"\n{json_path}\n{md_path}")
     return 0
 

@@ -1,6 +1,6 @@
 """Load test of ``llmrec serve``: throughput and latency of POST /recommend on 127.0.0.1.
 
-Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port, waits for /healthz,
+Starts ``llmrec serve RUN_DIR`` as a subprocess on a free loopback port, waits for /info,
 then for each concurrency (default 1, 8, 32) runs a bounded closed-loop load for ``--seconds``
 (after a short warm-up) with wrk (Debian package ``wrk``; one thread, a Lua script drawing the
 request bodies) or, where wrk is missing, an async httpx client: each of the C connections
@@ -186,7 +186,7 @@ def main() -> int:
                 print(f"server exited with status {server.returncode}", file=sys.stderr)
                 return 1
             try:
-                info = httpx.get(url + "/healthz", timeout=1).json()
+                info = httpx.get(url + "/info", timeout=1).json()
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:

@@ -9,8 +9,13 @@ by the config's SHA-256 (default ``$LLMREC_HOME/runs/MODEL-DATASET-HASH``) and h
     checkpoint.safetensors / best.safetensors   resumable training state (no pickle)
     model/               the trained model (model.json + model.safetensors)
     metrics.json         {"valid": {...}, "test": {...}, "test_unmasked": {...},
-                          "train_seconds": ..., "best_epoch": ..., ...}
+                          "split_hash": ..., "train_seconds": ..., "best_epoch": ..., ...};
+                         each part holds accuracy (ndcg@K, recall@K, hit@K, mrr@K) and
+                         beyond-accuracy metrics (coverage@K, gini@K, novelty@K, arp@K, ild@K,
+                         ild_vec@K; see :mod:`llmrec.eval`)
     metrics.md           the same as a table
+    per_user/            per-user metrics of every part (Parquet, raw user ids) for paired
+                         significance tests (`llmrec compare`); see :mod:`llmrec.eval._per_user`
 
 Training the same config again is a cache hit; an interrupted run resumes from its checkpoint.
 """
@@ -18,6 +23,7 @@ Training the same config again is a cache hit; an interrupted run resumes from i
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import platform
 import shutil
@@ -39,7 +45,7 @@ from .config import (added_option, dumps_toml, from_dict, read_toml, require_fra
                      require_positive, to_dict)
 from .data import Dataset, Preprocessing, Split, load_dataset, make_split
 from .errors import ConfigError, CorruptFileError, LlmrecError, UnknownUserError
-from .eval import DEFAULT_KS, evaluate
+from .eval import BEYOND, DEFAULT_KS, Catalogue, evaluate, write_per_user
 from .models import MODELS, Recommender, load_model
 from .train import ModelConfig
 
@@ -171,23 +177,76 @@ def _other_mask(mask: str) -> tuple[str, str]:
     return ("none", "test_unmasked") if mask == "history" else ("history", "test_masked")
 
 
-def score_run(model: Recommender, split: Split, cfg: EvalConfig) -> dict[str, Any]:
+def split_hash(ds: Dataset, split: Split) -> str:
+    """SHA-256 naming the data and the split: runs with equal hashes are evaluated on the same
+    users and the same targets, so their per-user metrics can be paired."""
+    h = hashlib.sha256(fingerprint(ds).encode())
+    h.update(json.dumps(split.summary(), sort_keys=True).encode())
+    h.update(np.ascontiguousarray(split.part).tobytes())
+    return h.hexdigest()
+
+
+def catalogue(ds: Dataset | None, split: Split, model: Recommender | None = None) -> Catalogue:
+    """Item facts for beyond-accuracy metrics: training popularity, genres (where the data set
+    has a ``genres`` column), and the model's item embeddings (where it has them)."""
+    genres = None
+    if ds is not None and "genres" in ds.item_features.columns:
+        genres = ds.item_features["genres"].to_list()
+        if genres and not isinstance(genres[0], (list, type(None))):
+            genres = None                           # not a list column: no genre sets
+    train = split.train
+    return Catalogue.from_training(train.user, train.item, train.n_items, genres,
+                                   None if model is None else model.item_embeddings())
+
+
+def score_run_per_user(model: Recommender, split: Split, cfg: EvalConfig,
+                       ds: Dataset | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics of every part (valid, test, test under the other mask) and, per part, the raw
+    user indices and per-user metric arrays: ``(metrics, {part: (users, {metric: (U,)})})``."""
     valid, test = split.valid_cases(), split.test_cases()
+    cat = catalogue(ds, split, model)
     t0 = time.perf_counter()
-    test_metrics = evaluate(model, test, cfg.ks, cfg.mask, cfg.batch_size)
+    parts = {"test": evaluate(model, test, cfg.ks, cfg.mask, cfg.batch_size, per_case=True,
+                              catalogue=cat)}
     seconds = time.perf_counter() - t0
     other, key = _other_mask(cfg.mask)
-    return {"valid": evaluate(model, valid, cfg.ks, cfg.mask, cfg.batch_size),
-            "test": test_metrics,
-            key: evaluate(model, test, cfg.ks, other, cfg.batch_size),
-            "eval_seconds": round(seconds, 3)}
+    parts["valid"] = evaluate(model, valid, cfg.ks, cfg.mask, cfg.batch_size, per_case=True,
+                              catalogue=cat)
+    parts[key] = evaluate(model, test, cfg.ks, other, cfg.batch_size, per_case=True,
+                          catalogue=cat)
+    users = {"test": test.users, "valid": valid.users, key: test.users}
+    per_user = {p: (users[p], parts[p].pop("per_case")) for p in ("valid", "test", key)}
+    metrics = {p: parts[p] for p in ("valid", "test", key)}
+    metrics["eval_seconds"] = round(seconds, 3)
+    if ds is not None:
+        metrics["split_hash"] = split_hash(ds, split)
+    return metrics, per_user
+
+
+def score_run(model: Recommender, split: Split, cfg: EvalConfig,
+              ds: Dataset | None = None) -> dict[str, Any]:
+    return score_run_per_user(model, split, cfg, ds)[0]
+
+
+def save_per_user(run_dir: Path, ds: Dataset, split: Split, cfg: EvalConfig,
+                  per_user: dict[str, Any]) -> Path:
+    """Write ``per_user/`` (raw user ids) for the parts :func:`score_run_per_user` returned."""
+    parts = {p: (ds.users.ids[np.asarray(u)], m) for p, (u, m) in per_user.items()}
+    return write_per_user(run_dir / "per_user", parts, {
+        "split_hash": split_hash(ds, split), "data_fingerprint": fingerprint(ds),
+        "mask": cfg.mask, "ks": list(cfg.ks)})
 
 
 def metrics_table(metrics: dict[str, Any], ks: tuple[int, ...], markdown: bool = False) -> str:
     parts = [p for p in ("valid", "test", "test_unmasked", "test_masked") if p in metrics]
     names = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall", "mrr")]
     rows = [[p, *[metrics[p][n] for n in names]] for p in parts]
-    return format_table(["split", *names], rows, markdown=markdown)
+    table = format_table(["split", *names], rows, markdown=markdown)
+    beyond = [b for b in BEYOND if any(f"{b}@{k}" in metrics[p] for p in parts for k in ks)]
+    if not beyond:
+        return table
+    rows = [[p, k, *[metrics[p].get(f"{b}@{k}") for b in beyond]] for p in parts for k in ks]
+    return table + "\n\n" + format_table(["split", "K", *beyond], rows, markdown=markdown)
 
 
 @dataclass
@@ -222,6 +281,7 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
         for name in ("checkpoint.safetensors", "best.safetensors", "train_log.jsonl",
                      "metrics.json", "metrics.md"):
             (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "per_user", ignore_errors=True)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     with log_to(run_dir / "log.jsonl"):
@@ -246,7 +306,8 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
                   valid_mask=cfg.eval.mask)
         wall = time.perf_counter() - t0
         model.save(run_dir / "model")
-        metrics = score_run(model, split, cfg.eval)
+        metrics, per_user = score_run_per_user(model, split, cfg.eval, ds)
+        save_per_user(run_dir, ds, split, cfg.eval, per_user)
         metrics.update(model=cfg.model, dataset=ds.name, seed=cfg.model_config.seed,
                        config_hash=cfg_hash, mask=cfg.eval.mask,
                        train_seconds=model.fit_info.get("train_seconds", round(wall, 2)),
@@ -294,11 +355,18 @@ def open_run(run_dir: str | Path) -> LoadedRun:
 
 def evaluate_run(run_dir: str | Path, mask: str | None = None,
                  ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Recompute a run's metrics. With the run's own mask and cut-offs this also (re)writes its
+    ``per_user/`` files, which is how runs trained before they existed are upgraded."""
     run = open_run(run_dir)
     cfg = run.config.eval
-    if mask is not None or ks is not None:
+    own = (mask is None or mask == cfg.mask) and (ks is None or tuple(ks) == tuple(cfg.ks))
+    if not own:
         cfg = EvalConfig(ks or cfg.ks, mask or cfg.mask, cfg.batch_size)
-    return score_run(run.model, run.split, cfg)
+    metrics, per_user = score_run_per_user(run.model, run.split, cfg, run.dataset)
+    if own:
+        folder = save_per_user(run.run_dir, run.dataset, run.split, cfg, per_user)
+        log.info("per-user metrics written to %s", folder)
+    return metrics
 
 
 def recommend_user(run: LoadedRun, user_id: str, n: int = 10,

@@ -36,6 +36,9 @@ def test_one_run_has_accuracy_cold_and_cost_columns(data, variant):
     assert record["cold_ndcg@10"] == pytest.approx(record["ndcg@10"])
     assert record["parameters"] > 0 and record["latency_ms_per_user"] > 0
     assert record["train_seconds"] >= 0
+    per = record["per_user"]                           # kept for the significance table
+    assert len(per["user"]) == len(per["ndcg@10"]) == 60
+    assert np.mean(per["ndcg@10"]) == pytest.approx(record["ndcg@10"])
     if variant == "tiger-random":                      # unique by construction
         assert record["ids"]["collision_rate"] == 0.0 and record["ids"]["levels"] == 2
     if variant == "tiger-pq":                          # 30 items in 8 x 8 cells collide:

@@ -170,14 +170,17 @@ def test_bad_requests_are_4xx_json_naming_the_field(client, body, field):
 def test_malformed_and_oversized_bodies(client, artifacts):
     r = client.post("/recommend", content=b"{not json", headers={"content-type":
                                                                   "application/json"})
-    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body"
+    assert r.status_code == 400 and r.json()["field"] == "body"
+    assert r.json()["error"].startswith("request body is not valid JSON")
     big = b'{"history": [' + b'"1",' * 400_000 + b'"1"]}'
     r = client.post("/recommend", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["field"] == "body"
     assert client.get("/items/999999").status_code == 404
-    assert client.get("/items/50/similar", params={"n": 10_000}).json()["fields"][0]["field"] \
-        == "n"
-    assert client.get("/nowhere").status_code == 404
+    r = client.get("/items/50/similar", params={"n": 10_000})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "n" == r.json()["field"]
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and r.json() == {"error": "no such path: /nowhere",
+                                                 "field": "path"}
 
 
 def test_metrics_count_requests_in_prometheus_text(client):
@@ -199,10 +202,14 @@ def test_metrics_count_requests_in_prometheus_text(client):
     assert re.search(r'llmrec_recommended_items_total\{channel="\w+"\} [1-9]', after)
 
 
-def test_healthz_and_docs(client, artifacts):
-    h = client.get("/healthz").json()
+def test_healthz_info_and_docs(client, artifacts):
+    from llmrec import __version__
+
+    assert client.get("/healthz").json() == {"status": "ok", "version": __version__}
+    h = client.get("/info").json()
     assert h["status"] == "ok" and h["items"] == artifacts.n_items
     assert "fused" in h["ranker"] and "metadata" in h["explanations"]
+    assert h["run_dir"] == str(artifacts.run.run_dir) and h["pid"] > 0
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert "/recommend" in schema["paths"] and "/items/{item_id}/similar" in schema["paths"]
@@ -217,7 +224,13 @@ def test_api_key_is_required_when_configured(artifacts):
 
     art = replace(artifacts, config=replace(artifacts.config, api_key="s3cret"))
     with TestClient(create_app(art)) as c:
-        assert c.get("/healthz").status_code == 200
+        for public in ("/healthz", "/", "/docs", "/redoc", "/openapi.json",
+                       "/static/page.js", "/static/vendor/swagger-ui-bundle.js"):
+            assert c.get(public).status_code == 200, public
+        assert c.get("/info").status_code == 401
+        assert c.get("/info", headers={"X-API-Key": "s3cret"}).json()["pid"] > 0
+        schema = c.get("/openapi.json").json()         # Swagger UI's Authorize button
+        assert schema["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
         r = c.post("/recommend", json={"user_id": "1"})
         assert r.status_code == 401 and r.json()["field"] == "x-api-key"
         assert c.post("/recommend", json={"user_id": "1"},

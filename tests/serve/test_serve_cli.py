@@ -140,7 +140,7 @@ def test_workers_share_the_port_replace_a_dead_worker_and_sum_metrics(serve_run,
             with httpx.Client(base_url=url) as http:
                 r = http.post("/recommend", json={"user_id": "1", "n": 3})
                 assert r.status_code == 200 and len(r.json()["items"]) == 3
-                pid = http.get("/healthz").json()["pid"]      # same connection, same worker
+                pid = http.get("/info").json()["pid"]         # same connection, same worker
             answered[pid] = answered.get(pid, 0) + 1
             sent += 1
         assert set(answered) == now

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+# Waits use locators and expect(): a string predicate (wait_for_function) would be run with
+# eval(), which the page's Content-Security-Policy rightly forbids.
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,6 +34,8 @@ def browser():
 
 def test_page_shows_history_recommendations_and_similar_items(browser, live_server, artifacts,
                                                               tmp_path):
+    from playwright.sync_api import expect
+
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -52,10 +58,8 @@ def test_page_shows_history_recommendations_and_similar_items(browser, live_serv
     # another user, chosen in the list: the recommendations change
     first_titles = recs.all_inner_texts()
     page.select_option("#user-select", "2")
-    page.wait_for_function("document.querySelector('#user-summary').textContent"
-                           ".startsWith('user 2:')")
-    page.wait_for_function("rows => document.querySelectorAll('#recs tbody tr.rec')"
-                           "[0].innerText !== rows", arg=first_titles[0])
+    expect(page.locator("#user-summary")).to_have_text(re.compile(r"^user 2:"))
+    expect(recs.first).not_to_have_text(first_titles[0])
     assert recs.count() == 10 and recs.all_inner_texts() != first_titles
 
     # similar items for Star Wars
@@ -68,7 +72,7 @@ def test_page_shows_history_recommendations_and_similar_items(browser, live_serv
     # an unknown item is an error message on the page, not a crash
     page.fill("#item-input", "no-such-item")
     page.click("#similar")
-    page.wait_for_function("document.querySelector('#similar-error').textContent.length > 0")
+    expect(page.locator("#similar-error")).not_to_be_empty()
     assert "unknown item" in page.locator("#similar-error").inner_text()
 
     shot = Path(os.environ.get("LLMREC_ARTIFACTS", tmp_path)) / "serve_page.png"
@@ -80,3 +84,117 @@ def test_page_shows_history_recommendations_and_similar_items(browser, live_serv
     assert shot.stat().st_size > 10_000
     assert errors == []
     page.close()
+
+
+def offline_context(browser):
+    """A browser context that can reach 127.0.0.1 only: every other request is aborted and
+    recorded (the page and the docs must not need the network)."""
+    from urllib.parse import urlsplit
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.blocked = []
+
+    def route(r):
+        if urlsplit(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            context.blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return context
+
+
+def watch(page) -> list[str]:
+    """Page errors and console errors (a CSP violation is one) of ``page``."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    return problems
+
+
+def assert_page_headers(response) -> None:
+    h = response.headers
+    assert response.status == 200
+    assert "frame-ancestors 'none'" in h["content-security-policy"]
+    script_src = h["content-security-policy"].split("script-src", 1)[1].split(";")[0]
+    assert script_src.strip() == "'self'"          # no inline script, nothing from elsewhere
+    assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
+
+
+def test_page_and_docs_work_offline_with_security_headers(browser, live_server):
+    from playwright.sync_api import expect
+
+    context = offline_context(browser)
+    page = context.new_page()
+    problems = watch(page)
+
+    # the web page: headers, then it recommends with no network beyond 127.0.0.1
+    assert_page_headers(page.goto(live_server.url + "/"))
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert page.locator("#recs tbody tr.rec").count() == 10
+    api = page.request.get(live_server.url + "/genres")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert "content-type" in api.headers and "json" in api.headers["content-type"]
+
+    # Swagger UI from the package: every operation of the schema is listed
+    schema = page.request.get(live_server.url + "/openapi.json").json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    assert_page_headers(page.goto(live_server.url + "/docs"))
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() == operations
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/recommend" in paths and "/items/{item_id}/similar" in paths
+    # and "Try it out" reaches the API from the docs page
+    page.locator("#operations-default-genres_genres_get .opblock-summary").click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_role("button", name="Execute").click()
+    reply = page.locator("#operations-default-genres_genres_get .live-responses-table "
+                         "tr.response")
+    expect(reply.locator(".response-col_status")).to_have_text("200", timeout=20_000)
+    expect(reply.locator(".response-col_description")).to_contain_text("Adventure")
+    assert problems == [], problems
+
+    # ReDoc from the package: one menu entry per operation
+    assert_page_headers(page.goto(live_server.url + "/redoc"))
+    page.wait_for_selector("[data-section-id^='operation/']", state="attached",
+                           timeout=20_000)
+    assert page.locator("[role=menuitem]").count() == operations
+    assert page.locator("[role=menuitem]", has_text="Recommend").count() == 1
+    assert page.locator("[data-section-id='operation/recommend_recommend_post']").count()
+    # ReDoc 2.5.3 always adds the Redocly logo from its CDN to the sidebar footer; the CSP
+    # blocks it before any request leaves (the route handler never sees it) and it is hidden
+    assert all("cdn.redoc.ly/redoc/logo-mini.svg" in p for p in problems), problems
+    assert context.blocked == []
+    context.close()
+
+
+def test_page_keeps_the_api_key_in_session_storage_only(browser, artifacts):
+    from dataclasses import replace
+
+    from playwright.sync_api import expect
+
+    from llmrec.serve import create_app
+
+    from .conftest import LiveServer
+
+    art = replace(artifacts, config=replace(artifacts.config, api_key="pAge-k3y"))
+    with LiveServer(create_app(art)) as server:
+        context = offline_context(browser)
+        page = context.new_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#info")).to_contain_text("API key")   # refused without it
+        page.fill("#api-key", "pAge-k3y")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        assert page.locator("#recs tbody tr.rec").count() == 10
+        stored = page.evaluate("() => [sessionStorage.getItem('llmrec-api-key'), "
+                               "localStorage.length]")
+        assert stored == ["pAge-k3y", 0]
+        page.reload()                               # the same tab keeps it
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        fresh = context.new_page()                  # a new tab does not
+        fresh.goto(server.url + "/")
+        assert fresh.evaluate("() => sessionStorage.getItem('llmrec-api-key')") is None
+        assert context.blocked == []
+        context.close()

@@ -1,5 +1,5 @@
 """Benchmark runners and report writers."""
 
-from .seqrec import compare, summarize, summary_table
+from .seqrec import compare, significance, significance_text, summarize, summary_table
 
-__all__ = ["compare", "summarize", "summary_table"]
+__all__ = ["compare", "significance", "significance_text", "summarize", "summary_table"]

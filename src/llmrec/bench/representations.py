@@ -210,6 +210,10 @@ def run_one(variant: str, seed: int, cfg: RepresentationBenchConfig, data: tuple
         "train_seconds": model.fit_info.get("train_seconds", round(wall, 2)),
         "best_epoch": model.fit_info.get("best_epoch"),
         "latency_ms_per_user": _latency_ms(model, test.histories()),
+        # per-user values for the significance table (cold: NaN for users whose target is not)
+        "per_user": {"user": test.users.tolist(),
+                     **{m: per[m].tolist() for m in METRICS},
+                     **{f"cold_{m}": np.where(cold, per[m], np.nan).tolist() for m in METRICS}},
     }
     if ids_diag is not None:
         record["ids"] = {"collision_rate": ids_diag.get("collision_rate"),
@@ -321,6 +325,8 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
     ctr_records, ctr_protocol = (run_ctr_variants(cfg, ctr_variants, progress)
                                  if ctr_variants else ([], None))
     summary = summarize(records)
+    sig = significance(records)
+    records = [{k: v for k, v in r.items() if k != "per_user"} for r in records]
     ctr_summary = summarize(ctr_records, CTR_COLUMNS)
     n_cold = records[0]["cold_cases"] if records else 0
     report = {"title": f"Item representations on {cfg.dataset}: ID, text, semantic ID",
@@ -328,7 +334,7 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
               "protocol": f"5-core, leave-one-out, full ranking, seen items masked; cold = "
                           f"test targets with <= {cfg.cold_max_count} training interactions "
                           f"({n_cold} of {records[0]['cases'] if records else 0} users)",
-              "summary": summary, "runs": records,
+              "summary": summary, "significance": sig, "runs": records,
               "ctr_protocol": ctr_protocol and _ctr_protocol(ctr_protocol, cfg),
               "ctr_summary": ctr_summary, "ctr_runs": ctr_records}
     write_json(folder / "results.json", report)
@@ -375,6 +381,33 @@ def summarize(records: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS
     return out
 
 
+def significance(records: list[dict[str, Any]], n_boot: int = 10_000) -> dict[str, Any]:
+    """Every variant against the first, per user (as :func:`llmrec.bench.seqrec.significance`:
+    each user's value averaged over the seeds shared with the baseline, tested over users, Holm
+    over the table). Records cached before per-user values were kept are left out."""
+    from ..stats import significance_rows
+
+    kept = [r for r in records if "per_user" in r]
+    variants = list(dict.fromkeys(r["variant"] for r in kept))
+    out: dict[str, Any] = {"baseline": variants[0] if variants else None, "rows": [],
+                           "skipped_runs": len(records) - len(kept)}
+    if len(variants) < 2:
+        return out
+    runs = {(r["variant"], r["seed"]): r["per_user"] for r in kept}
+    pairs = []
+    for metric in ("ndcg@10", "recall@10", "cold_ndcg@10", "cold_recall@10"):
+        for variant in variants[1:]:
+            seeds = [s for (v, s) in runs if v == variant and (variants[0], s) in runs]
+            users = {tuple(runs[v, s]["user"]) for s in seeds for v in (variant, variants[0])}
+            if not seeds or len(users) != 1:
+                continue
+            pairs.append((variant, metric,
+                          np.mean([runs[variants[0], s][metric] for s in seeds], axis=0),
+                          np.mean([runs[variant, s][metric] for s in seeds], axis=0)))
+    out["rows"] = significance_rows(pairs, n_boot=n_boot)
+    return out
+
+
 def _table(summary: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str],
            markdown: bool) -> str:
     """One row per variant: its name, seed count, then ``columns`` as mean ± std (4 decimals;
@@ -407,6 +440,14 @@ def report_markdown(report: dict[str, Any]) -> str:
     if report["summary"]:
         out += (f"## Sequential recommendation\n\n{report['protocol']}.\n\n"
                 f"{summary_table(report['summary'], markdown=True)}\n")
+        sig = report.get("significance") or {}
+        if sig.get("rows"):
+            from ..stats import significance_table
+
+            out += (f"\nAgainst {sig['baseline']}: per-user values averaged over shared seeds, "
+                    "paired over users (cold rows: cold users only); two-sided Wilcoxon and "
+                    "t-test, 95% bootstrap CI, Holm over the table, d_z.\n\n"
+                    f"{significance_table(sig['rows'], sig['baseline'], markdown=True)}\n")
     if report.get("ctr_summary"):
         out += (f"\n## CTR\n\n{report['ctr_protocol']}.\n\n"
                 f"{ctr_summary_table(report['ctr_summary'], markdown=True)}\n")

@@ -12,9 +12,10 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, encode, ranker, serve, tokenize, tune
+from . import bench, compare, encode, ranker, serve, tokenize, tune
 
-COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "recommend": recommend,
+COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "compare": compare,
+            "recommend": recommend,
             "demo": demo, "knowledge": knowledge,
             "encode": encode, "tokenize": tokenize,
             "bench": bench, "serve": serve, "ranker": ranker, "tune": tune}

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from .._io import llmrec_home
-from ..bench.seqrec import compare, summarize, summary_table, write_report
+from ..bench.seqrec import (compare, significance, significance_text, summarize, summary_table,
+                            write_report)
 from ..data import describe, fetch, load_dataset
 from ..runs import open_run, recommend_user
 from .._table import format_table
@@ -60,6 +61,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     json_path, md_path = write_report(out, records, "llmrec demo: sequential recommenders on "
                                       "MovieLens-100K", f"llmrec demo --seed {args.seed}")
     print(summary_table(summarize(records)))
+    sig = significance_text(significance(records))
+    if sig:
+        print(f"\n{sig}")
     best = max(records, key=lambda r: r["test"]["ndcg@10"])
     run = open_run(best["run_dir"])
     recs = recommend_user(run, args.user, 5)

@@ -56,10 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
     g.add_argument("--model", help="served model name (openai) or a GGUF file (local)")
     g.add_argument("--api-key-env", help="name of the environment variable holding the key")
-    g.add_argument("--threads", type=positive_int, help="llama.cpp threads (local; default: all cores;"
-                   " on a busy machine 1 is often much faster)")
-    g.add_argument("--slots", type=positive_int, help="requests in flight = decoding slots (default: 1 "
-                   "for local, where more slots did not pay on 2 busy cores; 8 for openai)")
+    g.add_argument("--threads", type=positive_int, help="llama.cpp threads (local; default: "
+                   "all cores; on a busy machine 1 is often much faster)")
+    g.add_argument("--slots", type=positive_int, help="requests in flight = decoding slots "
+                   "(default: 1 for local, where more slots did not pay on 2 busy cores; 8 for "
+                   "openai)")
     g.add_argument("--n-ctx", type=positive_int, default=1024, help="context per slot (local)")
     only = g.add_mutually_exclusive_group()
     only.add_argument("--items-only", action="store_true")

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--seed", type=seed_int, default=42)
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--threads", type=non_negative_int, default=0,
+                   help="torch threads (0: all cores)")
     p.set_defaults(func=cmd_ranker)
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, LlmrecError
-from ._common import int_range, port_int, positive_int
+from ._common import int_range, port_int, positive_float, positive_int
 
 log = logging.getLogger("llmrec.serve")
 
@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
+    p.add_argument("--body-timeout", type=positive_float, metavar="SECONDS",
+                   help="a request body must arrive within this many seconds, else 408 and "
+                   "the connection is closed (default 10)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch/FAISS threads (default 1)")
     p.add_argument("--workers", type=int_range(1, 64), default=1,
@@ -69,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import ServeConfig, create_app, load_artifacts, parse_weights
+        from ..serve._guard import http_protocol
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -84,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be in 1..64, not {args.workers}")
     cfg = ServeConfig.load(args.config, item_vectors=args.item_vectors, encoder=args.encoder,
                            index=args.index, ranker=args.ranker, api_key=api_key,
+                           body_timeout=args.body_timeout,
                            weights=parse_weights(args.weights) if args.weights else None)
     _check_port(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
@@ -108,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  f", {args.workers} worker processes" if args.workers > 1 else "")
         if args.workers == 1:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                        access_log=False)
+                        access_log=False, http=http_protocol())
             return 0
         return serve_forked(app, args.host, args.port, args.workers)
 
@@ -182,6 +187,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
     :func:`_die_with_parent`). Returns 0 after a requested stop, 1 if workers kept dying."""
     import uvicorn
 
+    from ..serve._guard import http_protocol
+
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.create_server((host, port), family=family, backlog=2048)
     sock.set_inheritable(True)
@@ -200,7 +207,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 _die_with_parent(parent, liveness_r)
-                config = uvicorn.Config(app, log_level="warning", access_log=False)
+                config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                        http=http_protocol())
                 uvicorn.Server(config).run(sockets=[sock])
                 code = 0
             finally:

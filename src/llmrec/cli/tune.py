@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", required=True, help="search space TOML ([model.<option>] tables)")
     p.add_argument("--trials", type=positive_int, default=30,
                    help="finished trials the study should hold (default 30)")
-    p.add_argument("--timeout", type=positive_float, help="stop starting new trials after this many s")
+    p.add_argument("--timeout", type=positive_float,
+                   help="stop starting new trials after this many s")
     p.add_argument("--study-dir", help="study folder (default: $LLMREC_HOME/tune/MODEL-DATA-HASH)")
     p.add_argument("--sampler-seed", type=seed_int, default=0, help="seed of the TPE sampler")
     p.add_argument("--no-test", action="store_true",

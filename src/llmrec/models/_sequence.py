@@ -174,6 +174,10 @@ class SequentialRecommender(Recommender):
     def item_weights(self) -> torch.Tensor:
         return self.module.items.table()                                  # (N, D)
 
+    def item_embeddings(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.item_weights().detach().float().cpu().numpy()           # (N, D)
+
     def _encode_histories(self, histories: list[np.ndarray]) -> torch.Tensor:
         items, lengths = pad_right(histories, self.pad, self.config.max_seq_len)
         states = self.module(items, lengths)                              # (B, T, D)

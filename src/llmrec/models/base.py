@@ -119,6 +119,11 @@ class Recommender(ABC):
             out.append(Recommendations(order.numpy(), row[order].numpy()))
         return out
 
+    def item_embeddings(self) -> np.ndarray | None:
+        """(n_items, D) item vectors the model scores with, or None where it has none (used by
+        the beyond-accuracy metric ``ild_vec``)."""
+        return None
+
     # -- persistence ----------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor needed to score; subclasses add their own."""

@@ -1,27 +1,60 @@
 """The HTTP layer: ``create_app(artifacts)`` builds a FastAPI app around a :class:`Service`.
 
 No import-time globals: every app owns its service, its request models (their limits come from
-the config) and its Prometheus registry. Errors are JSON and name the field at fault::
+the config) and its Prometheus registry.
 
-    422 {"error": "invalid request", "fields": [{"field": "n", "message": "..."}]}
-    404 {"error": "unknown item '99999'", "field": "item_id"}
+Errors. Every 4xx and 5xx answer, the framework's own included, is JSON of one shape:
+``{"error": <one line>, "field": <what is at fault, or null>}``; a failed validation (422)
+also lists every field at fault::
+
+    400 {"error": "request body is not valid JSON (...)", "field": "body"}
     401 {"error": "missing or wrong API key", "field": "x-api-key"}
+    404 {"error": "unknown item '99999'", "field": "item_id"}
+    404 {"error": "no such path: /nowhere", "field": "path"}
+    405 {"error": "method DELETE is not allowed here (allowed: POST)", "field": "method"}
+    408 {"error": "request body not received within 10 seconds", "field": "body"}
     413 {"error": "request body over 1000000 bytes", "field": "body"}
+    415 {"error": "content type 'text/plain' is not supported: ...", "field": "content-type"}
+    422 {"error": "invalid request: n", "field": "n",
+         "fields": [{"field": "n", "message": "..."}]}
+    500 {"error": "internal error", "field": null}
+
+The body limit counts the bytes that arrive (``Content-Length`` or chunked) and the whole body
+must arrive within ``body_timeout`` seconds of the request head; 401/408/413/415 answered
+before the body was read close the connection. HEAD is answered wherever GET is (same status
+and headers, no body). A request body must be ``application/json`` (or ``+json``).
+
+Headers. Every response carries ``X-Content-Type-Options: nosniff``; every HTML page also
+``X-Frame-Options: DENY`` and a ``Content-Security-Policy`` with ``frame-ancestors 'none'``
+and scripts from this origin only (no inline script anywhere: the web page's code is
+``/static/page.js``).
+
+Key policy (``--api-key-env``). Without the key: the web page ``/``, ``/healthz`` (status and
+version only), the API docs ``/docs`` (Swagger UI) and ``/redoc`` with ``/openapi.json`` and
+their assets under ``/static/`` -- code and schema, no data. Everything that returns data or
+describes the deployment -- ``/recommend``, ``/items``, ``/users``, ``/genres``, ``/info`` (run
+folder, model, pid, artifacts), ``/metrics`` -- needs header ``X-API-Key``. The docs are served
+from the installed package (the pinned ``fastapi-offline`` wheel ships Swagger UI 5.32.6 and
+ReDoc 2.5.3): they work offline and load nothing from a CDN.
 """
 
 import glob
 import logging
 import os
-import secrets
-import time
 from importlib import resources
 from typing import Annotated, Any
 
 from ._artifacts import Artifacts
+from ._guard import Guard
 from ._service import RequestError, Service
 
 log = logging.getLogger(__name__)
-PUBLIC = ("/", "/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+# the docs pages run the packaged Swagger UI / ReDoc bundles: they set styles inline (React,
+# styled-components) and ReDoc runs its search index in a blob: worker
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+            "worker-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -36,6 +69,26 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     from fastapi.responses import JSONResponse
 
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(status: int, message: str, field: str | None,
+           headers: dict[str, str] | None = None):
+    return _json(status, {"error": message, "field": field}, headers)
+
+
+def _parse_failure(exc: BaseException | None) -> str:
+    """Why FastAPI could not parse a JSON body, in words."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "request body is not valid JSON (not UTF-8 text)"
+    if isinstance(exc, RecursionError):
+        return "request body is not valid JSON (nested too deeply)"
+    if isinstance(exc, ValueError) and "digits" in str(exc):
+        return "request body is not valid JSON (an integer with too many digits)"
+    return "request body is not valid JSON"
+
+
+def _page(name: str) -> str:
+    return resources.files("llmrec.serve").joinpath(f"pages/{name}").read_text("utf-8")
 
 
 class _WorkerMetrics:
@@ -60,55 +113,17 @@ class _WorkerMetrics:
         return MultiProcessCollector.merge(files, accumulate=True)
 
 
-class _Guard:
-    """Pure ASGI middleware: API key, body size limit, request metrics (cheaper than
-    Starlette's BaseHTTPMiddleware on the hot path)."""
-
-    def __init__(self, app, *, api_key: str | None, max_body: int, requests, latency):
-        self.app, self.api_key, self.max_body = app, api_key, max_body
-        self.requests, self.latency = requests, latency
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = {"code": 500}
-
-        async def send_wrapper(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        headers = dict(scope.get("headers") or [])
-        response = None
-        if self.api_key and scope["path"] not in PUBLIC:
-            given = headers.get(b"x-api-key", b"").decode("latin-1")
-            if not secrets.compare_digest(given.encode(), self.api_key.encode()):
-                response = _json(401, {"error": "missing or wrong API key",
-                                       "field": "x-api-key"})
-        length = headers.get(b"content-length")
-        if response is None and length is not None:
-            if not length.isdigit() or int(length) > self.max_body:
-                response = _json(413, {"error": f"request body over {self.max_body} bytes",
-                                       "field": "body"})
-        if response is not None:
-            await response(scope, receive, send_wrapper)
-        else:
-            await self.app(scope, receive, send_wrapper)
-        route = scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        self.requests.labels(scope["method"], path, str(status["code"])).inc()
-        self.latency.labels(path).observe(time.perf_counter() - t0)
-
-
 def create_app(artifacts: Artifacts):
     """A FastAPI app serving ``artifacts`` (see :func:`~llmrec.serve.load_artifacts`)."""
-    from fastapi import FastAPI, HTTPException, Path, Query
+    from fastapi import FastAPI, Path, Query
     from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.utils import get_openapi
     from fastapi.responses import HTMLResponse, Response
+    from fastapi.staticfiles import StaticFiles
     from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                    Histogram, generate_latest)
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+    from starlette.exceptions import HTTPException
 
     cfg = artifacts.config
     service = Service(artifacts)
@@ -167,37 +182,77 @@ def create_app(artifacts: Artifacts):
     Gauge("llmrec_knowledge_items", "items with stored LLM knowledge", registry=registry,
           multiprocess_mode="max").set(len(artifacts.knowledge))
 
-    app = FastAPI(title="llmrec", version=_version(),
+    version = _version()
+    app = FastAPI(title="llmrec", version=version, docs_url=None, redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None,
                   description="Multi-channel retrieval (sequential model + FAISS ANN + "
-                  "popularity), ranking, MMR re-ranking, explanations from stored knowledge.")
+                  "popularity), ranking, MMR re-ranking, explanations from stored knowledge."
+                  + (" Every data route needs header X-API-Key (Authorize)."
+                     if cfg.api_key else ""))
     app.state.service = service
     app.state.registry = registry
-    page = resources.files("llmrec.serve").joinpath("static/index.html").read_text("utf-8")
+    pages = {name: _page(name) for name in ("index.html", "docs.html", "redoc.html")}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            if cfg.api_key:            # Swagger UI's "Authorize": the key, kept in memory
+                schema.setdefault("components", {})["securitySchemes"] = {"apiKey": {
+                    "type": "apiKey", "in": "header", "name": "X-API-Key"}}
+                schema["security"] = [{"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.exception_handler(RequestError)
     async def _request_error(request, exc: RequestError):
-        return _json(exc.status, {"error": exc.message, "field": exc.field})
+        return _error(exc.status, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
-        fields = [{"field": "body" if e.get("type") == "json_invalid"
-                   else _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
-                  for e in exc.errors()]
+        errors = exc.errors()
+        if errors and all(e.get("type") == "json_invalid" for e in errors):
+            ctx = errors[0].get("ctx") or {}
+            detail = f" ({ctx['error']})" if ctx.get("error") else ""
+            return _error(400, f"request body is not valid JSON{detail}", "body")
+        fields = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
+                  for e in errors]
         return _json(422, {"error": "invalid request: " + ", ".join(
-            sorted({f["field"] for f in fields})), "fields": fields})
+            sorted({f["field"] for f in fields})), "field": fields[0]["field"] if fields
+            else "body", "fields": fields})
 
     @app.exception_handler(HTTPException)
     async def _http(request, exc: HTTPException):
-        return _json(exc.status_code, {"error": str(exc.detail)}, getattr(exc, "headers", None))
+        """The framework's own errors (unknown path, wrong method, unparseable body)."""
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 404:
+            return _error(404, f"no such path: {request.url.path[:200]}", "path", headers)
+        if exc.status_code == 405:
+            allowed = (headers or {}).get("Allow", "")
+            return _error(405, f"method {request.method} is not allowed here (allowed: "
+                          f"{allowed})", "method", headers)
+        if exc.status_code == 400:
+            return _error(400, _parse_failure(exc.__cause__), "body", headers)
+        return _error(exc.status_code, str(exc.detail), None, headers)
 
     @app.exception_handler(Exception)
     async def _bug(request, exc: Exception):
         log.exception("unhandled error on %s", request.url.path)
-        return _json(500, {"error": "internal error"})
+        return _error(500, "internal error", None)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return page
+    async def index():
+        return HTMLResponse(pages["index.html"])
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        return HTMLResponse(pages["docs.html"], headers={"Content-Security-Policy": DOCS_CSP})
+
+    @app.get("/redoc", response_class=HTMLResponse, include_in_schema=False)
+    async def redoc():
+        return HTMLResponse(pages["redoc.html"], headers={"Content-Security-Policy": DOCS_CSP})
 
     # Routes return JSONResponse: the dicts are built by the service, validating them again
     # against a response model would cost more than the recommendation itself. Handlers are
@@ -205,7 +260,14 @@ def create_app(artifacts: Artifacts):
     # pool per request costs more than it overlaps.
     @app.get("/healthz")
     async def healthz():
-        return _json(200, {"status": "ok", "pid": os.getpid(), **artifacts.info})
+        """Liveness: status and version only (no key needed; nothing about the deployment)."""
+        return _json(200, {"status": "ok", "version": version})
+
+    @app.get("/info")
+    async def info():
+        """What is served: run folder, model, data set, channels, ranker, worker pid."""
+        return _json(200, {"status": "ok", "version": version, "pid": os.getpid(),
+                           **artifacts.info})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -252,9 +314,23 @@ def create_app(artifacts: Artifacts):
     async def genres():
         return _json(200, {"genres": sorted({g for gs in artifacts.genres for g in gs})})
 
-    app.add_middleware(_Guard, api_key=cfg.api_key, max_body=cfg.max_body_bytes,
-                       requests=requests, latency=latency)
+    app.mount("/static/vendor", StaticFiles(directory=_vendor_assets()), name="vendor")
+    app.mount("/static", StaticFiles(packages=[("llmrec.serve", "static")]), name="static")
+    app.add_middleware(Guard, api_key=cfg.api_key, max_body=cfg.max_body_bytes,
+                       body_timeout=cfg.body_timeout, requests=requests, latency=latency)
     return app
+
+
+def _vendor_assets() -> str:
+    """Swagger UI and ReDoc bundles from the pinned ``fastapi-offline`` wheel."""
+    try:
+        folder = resources.files("fastapi_offline").joinpath("static")
+    except ModuleNotFoundError:
+        from ..errors import LlmrecError
+
+        raise LlmrecError("llmrec serve needs the serve extra (fastapi-offline is missing): "
+                          "pip install 'llmrec[serve,faiss]'") from None
+    return str(folder)
 
 
 def _version() -> str:

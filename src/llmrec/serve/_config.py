@@ -10,6 +10,8 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     index = "hnsw"            # "hnsw" (approximate) or "flat" (exact inner product)
     ranker = "auto"           # "auto": CTR model if the run has one, else "fused"
     diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
+    max_body_bytes = 1000000  # request bodies over this get 413 (bytes counted as they arrive)
+    body_timeout = 10.0       # seconds for a whole request body to arrive, else 408
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ServeConfig:
     max_n: int = 100
     max_history: int = 1000
     max_body_bytes: int = 1_000_000
+    body_timeout: float = 10.0       # seconds for a whole request body to arrive, else 408
     explanation_chars: int = 160
     api_key: str | None = None       # set from --api-key-env; never written to disk
 
@@ -62,6 +65,9 @@ class ServeConfig:
                      "prestore_max_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 < self.body_timeout <= 3600:
+            raise ConfigError(f"body_timeout must be in (0, 3600] seconds, not "
+                              f"{self.body_timeout}")
         if not 0.0 <= self.diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1], not {self.diversity}")
 

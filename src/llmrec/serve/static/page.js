@@ -1,73 +1,13 @@
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>llmrec explorer</title>
-<style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #222; background: #f6f7f9; }
-  header { background: #283848; color: #fff; padding: 10px 18px; }
-  header h1 { font-size: 18px; margin: 0; display: inline-block; }
-  header span { margin-left: 14px; opacity: .8; font-size: 12px; }
-  main { display: grid; grid-template-columns: 1fr 1.6fr; gap: 16px; padding: 16px; }
-  section { background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 12px; }
-  h2 { font-size: 15px; margin: 0 0 8px; }
-  table { border-collapse: collapse; width: 100%; }
-  th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eef0f2; vertical-align: top; }
-  th { font-size: 12px; color: #556; }
-  .controls { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-bottom: 10px; }
-  .badge { display: inline-block; padding: 1px 6px; border-radius: 8px; font-size: 11px; color: #fff; }
-  .sequential { background: #2f6fb0; } .ann { background: #2e8b57; } .popularity { background: #b8741a; }
-  .expl { color: #555; font-size: 12px; }
-  .error { color: #b00020; margin: 6px 0; }
-  .muted { color: #778; font-size: 12px; }
-  a.item { color: inherit; text-decoration: underline dotted; cursor: pointer; }
-  #similar-section { grid-column: 1 / span 2; }
-</style>
-</head>
-<body>
-<header><h1>llmrec explorer</h1><span id="info">loading…</span></header>
-<main>
-  <section>
-    <h2>User</h2>
-    <div class="controls">
-      <label>user <select id="user-select"></select></label>
-      <label>or id <input id="user-input" size="8" placeholder="e.g. 196"></label>
-      <label>API key <input id="api-key" size="10" type="password" placeholder="(if set)"></label>
-    </div>
-    <div id="user-summary" class="muted"></div>
-    <table id="history"><thead><tr><th>item</th><th>title</th><th>rating</th></tr></thead><tbody></tbody></table>
-  </section>
-  <section>
-    <h2>Recommendations</h2>
-    <div class="controls">
-      <label>n <input id="n" type="number" min="1" max="100" value="10" style="width:4em"></label>
-      <label>genre <select id="genre"><option value="">any</option></select></label>
-      <label>diversity <input id="diversity" type="range" min="0" max="1" step="0.1" value="0"></label>
-      <label><input id="exclude-seen" type="checkbox" checked> exclude seen</label>
-      <button id="recommend">Recommend</button>
-    </div>
-    <div id="rec-summary" class="muted"></div>
-    <div id="rec-error" class="error"></div>
-    <table id="recs"><thead><tr><th>#</th><th>title</th><th>channel</th><th>score</th><th>why</th></tr></thead><tbody></tbody></table>
-  </section>
-  <section id="similar-section">
-    <h2>Similar items</h2>
-    <div class="controls">
-      <label>item id <input id="item-input" size="8" placeholder="e.g. 50"></label>
-      <button id="similar">Find similar</button>
-      <span id="similar-title" class="muted"></span>
-    </div>
-    <div id="similar-error" class="error"></div>
-    <table id="similar-table"><thead><tr><th>item</th><th>title</th><th>genres</th><th>cosine</th></tr></thead><tbody></tbody></table>
-  </section>
-</main>
-<script>
 "use strict";
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-$("api-key").value = localStorage.getItem("llmrec-api-key") || "";
-$("api-key").addEventListener("change", () => localStorage.setItem("llmrec-api-key", $("api-key").value));
+// The API key lives in this tab only (sessionStorage: gone when the tab closes; never
+// localStorage, which every page of this origin could read for ever).
+$("api-key").value = sessionStorage.getItem("llmrec-api-key") || "";
+$("api-key").addEventListener("change", () => {
+  sessionStorage.setItem("llmrec-api-key", $("api-key").value);
+  init();
+});
 
 async function api(path, body) {
   const headers = {"Content-Type": "application/json"};
@@ -130,17 +70,15 @@ $("recommend").addEventListener("click", recommend);
 $("similar").addEventListener("click", () => similar());
 $("item-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") similar(); });
 
-(async function init() {
+async function init() {
   try {
-    const h = await api("/healthz");
+    const h = await api("/info");
     $("info").textContent = `${h.model} on ${h.dataset} · ${h.items} items · ANN: ${h.item_vectors} · ranker: ${h.ranker}`;
     const [users, genres] = await Promise.all([api("/users?limit=200"), api("/genres")]);
     $("user-select").innerHTML = users.users.map((u) => `<option value="${esc(u.user_id)}">${esc(u.user_id)} (${u.interactions})</option>`).join("");
-    $("genre").innerHTML += genres.genres.map((g) => `<option>${esc(g)}</option>`).join("");
+    $("genre").innerHTML = '<option value="">any</option>' + genres.genres.map((g) => `<option>${esc(g)}</option>`).join("");
     await loadUser();
     document.body.dataset.ready = "1";
   } catch (e) { $("info").textContent = "error: " + e.message; }
-})();
-</script>
-</body>
-</html>
+}
+init();
