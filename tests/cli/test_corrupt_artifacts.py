@@ -197,3 +197,19 @@ def test_damaged_tune_study(data_slice, tmp_path):
     proc = llmrec("tune", "--model", "sasrec", "--dataset", str(data_slice), "--space",
                   str(space), "--trials", "1", "--study-dir", str(study), "--no-test")
     one_line_naming(proc, study / "study.db", "delete")
+
+
+@pytest.mark.parametrize("name, damage", [("per_user/meta.json", garble),
+                                          ("per_user/test.parquet", truncate)])
+def test_damaged_per_user_metrics(good_run, tmp_path, name, damage):
+    """`llmrec compare` reads each run's per-user metrics; `evaluate` rewrites them."""
+    run = copy_run(good_run, tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(good_run, other)
+    damage(run / name)
+    proc = llmrec("compare", str(other), str(run))
+    one_line_naming(proc, run / name, "delete", "llmrec evaluate")
+    shutil.rmtree(run / "per_user")                  # the way out it names
+    assert llmrec("evaluate", str(run)).returncode == 0
+    proc = llmrec("compare", str(other), str(run), "--json")
+    assert proc.returncode == 0, proc.stderr
