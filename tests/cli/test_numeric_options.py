@@ -60,7 +60,6 @@ BAD = [
     (["bench", "representations", "--cold-max-count", "-1"], "--cold-max-count: must be >= 0"),
     (["demo", "--seed", "-1"], "--seed: must be in 0..4294967295, not -1"),
     (["compare", "RUN", "--seed", "-1"], "--seed: must be in 0..4294967295, not -1"),
-    (["compare", "RUN", "--n-boot", "10"], "--n-boot: must be >= 100, not 10"),
     (["serve", "RUN", "--body-timeout", "0"], "--body-timeout: must be > 0, not 0"),
     (["tune", "--space", "s.toml", "--trials", "0"], "--trials: must be >= 1, not 0"),
     (["tune", "--space", "s.toml", "--timeout", "-5"], "--timeout: must be > 0, not -5"),
