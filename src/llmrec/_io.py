@@ -1,4 +1,6 @@
-"""Small shared I/O helpers: the llmrec home, atomic writes, content hashes."""
+"""Small shared I/O helpers: the llmrec home, atomic writes, content hashes, and checked
+reads of the artifacts llmrec wrote earlier (a corrupt one is a :class:`CorruptFileError`
+naming the file and the way out, never a traceback)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import CorruptFileError
 
 
 def llmrec_home() -> Path:
@@ -78,3 +82,43 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def corrupt_file(path: str | Path, why: object, fix: str) -> CorruptFileError:
+    """The one-line error for an unreadable artifact: ``PATH: corrupt or truncated (why); fix``."""
+    why = " ".join(str(why).split())[:200]
+    return CorruptFileError(f"{path}: corrupt or truncated ({why}); {fix}")
+
+
+def read_json_file(path: str | Path, fix: str, *, kind: type = dict,
+                   required: bool = True) -> Any:
+    """The JSON value in ``path`` (of type ``kind``); a :class:`CorruptFileError` naming the
+    file and ``fix`` when it cannot be read or parsed, or is missing (with
+    ``required=False`` a missing file raises FileNotFoundError: the caller says what that
+    means)."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        if not required:
+            raise
+        raise corrupt_file(path, "missing", fix) from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise corrupt_file(path, e, fix) from None
+    if not isinstance(value, kind):
+        raise corrupt_file(path, f"expected a JSON {kind.__name__}", fix)
+    return value
+
+
+def read_npy(path: str | Path, fix: str):
+    """The array in the ``.npy`` file ``path`` (no pickle); a :class:`CorruptFileError`
+    naming the file and ``fix`` when it is missing, truncated or not an array file."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise corrupt_file(path, "missing", fix) from None
+    except (OSError, ValueError, EOFError) as e:
+        raise corrupt_file(path, e, fix) from None

@@ -118,15 +118,25 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return clean(cfg)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path, fix: str | None = None) -> dict[str, Any]:
+    """The TOML file ``path`` as a dict. A missing or invalid file is a ConfigError naming
+    it; with ``fix`` (a file llmrec wrote, e.g. a run's ``config.toml``) an unreadable one is
+    a CorruptFileError that also says the way out."""
+    from ._io import corrupt_file
+
     path = Path(path)
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+        if fix:
+            raise corrupt_file(path, f"invalid TOML: {e}", fix) from None
+        why = e.strerror if isinstance(e, OSError) else e
+        raise ConfigError(f"{path}: invalid TOML ({why})") from None
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
@@ -134,10 +144,31 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
 
 def require_positive(cfg: Any, *names: str) -> None:
-    """Raise ConfigError unless each named numeric field is > 0."""
+    """Raise ConfigError unless each named numeric field is > 0 and finite (TOML has nan and
+    inf)."""
     for name in names:
-        if getattr(cfg, name) <= 0:
+        value = getattr(cfg, name)
+        if not 0 < value < float("inf"):
             raise ConfigError(f"{name} must be > 0, not {getattr(cfg, name)!r}")
+
+
+SEED_MAX = 2**32 - 1            # numpy's and torch's seeds: 0 .. 2**32 - 1
+
+
+def require_seed(cfg: Any, *names: str) -> None:
+    """Raise ConfigError unless each named field is a seed numpy and torch accept."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not 0 <= value <= SEED_MAX:
+            raise ConfigError(f"{name} must be in 0..{SEED_MAX}, not {value!r}")
+
+
+def require_non_negative(cfg: Any, *names: str) -> None:
+    """Raise ConfigError unless each named numeric field is >= 0 and finite."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"{name} must be >= 0, not {getattr(cfg, name)!r}")
 
 
 def require_fraction(cfg: Any, *names: str) -> None:

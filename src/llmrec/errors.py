@@ -14,6 +14,12 @@ class DataError(LlmrecError):
     """Input data is missing, malformed or fails verification."""
 
 
+class CorruptFileError(DataError):
+    """A file llmrec wrote earlier (a checkpoint, model, array, JSON, TOML or SQLite store)
+    that cannot be read back: truncated, overwritten or garbled. The message names the file
+    and the way out (``--force`` to rebuild it, or which file to delete)."""
+
+
 class ConfigError(LlmrecError):
     """A configuration value or option is unknown or invalid."""
 

@@ -36,12 +36,15 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write_text, content_hash, llmrec_home, write_json
+from ._io import (atomic_write_text, content_hash, corrupt_file, llmrec_home, read_json_file,
+                  write_json)
 from ._log import log_to
+from ._saved import run_fix
 from ._table import format_table
-from .config import added_option, dumps_toml, from_dict, read_toml, to_dict
+from .config import (added_option, dumps_toml, from_dict, read_toml, require_fraction,
+                     require_positive, to_dict)
 from .data import REGISTRY, Dataset, Preprocessing, Split, load_dataset, make_split
-from .errors import ConfigError, DataError, LlmrecError, UnknownUserError
+from .errors import ConfigError, CorruptFileError, DataError, LlmrecError, UnknownUserError
 from .eval import BEYOND, DEFAULT_KS, Catalogue, evaluate, write_per_user
 from .models import MODELS, Recommender, load_model
 from .train import ModelConfig
@@ -74,6 +77,10 @@ class DataConfig:
     # "file": the rows' order is the time order; a run on data without timestamps records it
     time_order: Literal["timestamp", "file"] = added_option("timestamp")
 
+    def __post_init__(self) -> None:
+        if self.split == "temporal":
+            require_fraction(self, "valid_fraction", "test_fraction")
+
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(self.min_rating, self.dedup, self.user_core, self.item_core,
                              self.ties, self.time_order)
@@ -93,6 +100,11 @@ class EvalConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     mask: Literal["history", "none"] = "history"
     batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        require_positive(self, "batch_size")
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError(f"ks must be cut-offs >= 1, not {list(self.ks)}")
 
 
 @dataclass
@@ -292,21 +304,35 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
     run_dir = Path(output).expanduser() if output else default_run_dir(cfg)
     cfg_hash = cfg.hash()
     info_path = run_dir / "run.json"
+    fix = run_fix(run_dir)
     if info_path.exists():
-        info = json.loads(info_path.read_text())
+        try:
+            info = read_json_file(info_path, fix)
+        except CorruptFileError:
+            if not force:
+                raise
+            info = {"config_hash": cfg_hash}         # --force rewrites it
         if info.get("config_hash") != cfg_hash:
             raise ConfigError(f"{run_dir} holds a run of another configuration; choose another "
                               "--output or remove that folder")
         if (run_dir / "metrics.json").exists() and not force:
-            return RunResult(run_dir, json.loads((run_dir / "metrics.json").read_text()), True)
+            metrics = read_json_file(run_dir / "metrics.json",
+                                     f"delete it to evaluate the run again, or {fix}")
+            return RunResult(run_dir, metrics, True)
     if force:
         for name in ("checkpoint.safetensors", "best.safetensors", "train_log.jsonl",
                      "metrics.json", "metrics.md"):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "per_user", ignore_errors=True)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     with log_to(run_dir / "log.jsonl"):
-        ds, split = data or prepare(cfg)
+        try:
+            ds, split = data or prepare(cfg)
+        except BaseException:
+            if created:                  # a data error leaves no half-made run folder behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         atomic_write_text(run_dir / "config.toml", dumps_toml(cfg.to_dict()))
         write_json(info_path, {
             "config_hash": cfg_hash, "model": cfg.model, "dataset": ds.name,
@@ -354,8 +380,14 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.toml").exists() or not (run_dir / "model").exists():
         raise LlmrecError(f"{run_dir}: not a finished llmrec run (config.toml or model/ missing)")
-    cfg = RunConfig.from_dict(read_toml(run_dir / "config.toml"))
-    info = json.loads((run_dir / "run.json").read_text())
+    fix = run_fix(run_dir)
+    cfg = RunConfig.from_dict(read_toml(run_dir / "config.toml", fix))
+    try:
+        info = read_json_file(run_dir / "run.json", fix, required=False)
+    except FileNotFoundError:
+        raise LlmrecError(f"{run_dir}: not a finished llmrec run (run.json missing)") from None
+    if not isinstance(info.get("data_fingerprint"), str):
+        raise corrupt_file(run_dir / "run.json", "no data_fingerprint", fix)
     ds, split = prepare(cfg)
     if fingerprint(ds) != info["data_fingerprint"]:
         raise LlmrecError(f"{run_dir}: the data of {cfg.data.dataset!r} changed since this run "

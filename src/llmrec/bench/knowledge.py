@@ -27,7 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._io import array_hash, atomic_write_text, content_hash, llmrec_home, write_json
+from .._io import (array_hash, atomic_write_text, content_hash, llmrec_home, read_json_file,
+                   write_json)
 from ..config import to_dict
 from ..ctr import (CTR_MODELS, CTRData, CTRDataConfig, CTRModel, auc, build_ctr_data,
                    ctr_metrics, fit_and_test, knowledge_tables, load_ctr_dataset)
@@ -113,7 +114,7 @@ def run_cached(name: str, knowledge: bool, seed: int, base: CTRData, kdata: CTRD
     stem = f"{name}-{label or ('knowledge' if knowledge else 'base')}-{seed}-{key[:12]}"
     record_path = folder / f"{stem}.json"
     if record_path.exists():
-        return {**json.loads(record_path.read_text()), "cached": True}
+        return {**read_json_file(record_path, f"delete it to run {stem} again"), "cached": True}
     data = kdata if knowledge else base
     test, probs, prestore_seconds = fit_and_test(model, data, run_dir=folder / stem,
                                                  progress=progress)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_write_text, content_hash, llmrec_home, write_json
+from .._io import atomic_write_text, content_hash, llmrec_home, read_json_file, write_json
 from .._table import format_table
 from ..config import to_dict
 from ..errors import ConfigError
@@ -317,8 +317,7 @@ def run_representation_bench(cfg: RepresentationBenchConfig, output: str | Path 
                                 **({"knowledge": knowledge} if knowledge else {})})
             path = folder / "runs" / f"{variant}-{seed}-{key[:12]}.json"
             if path.exists():
-                import json
-                record = json.loads(path.read_text())
+                record = read_json_file(path, "delete it to run that variant again")
             else:
                 log.info("%s seed %d: training", variant, seed)
                 record = run_one(variant, seed, cfg, inputs, progress)

@@ -53,7 +53,10 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:         # a usage error (2, one line already printed) or --help
+        return e.code if isinstance(e.code, int) else 0
     _setup_logging(args.quiet)
     try:
         return args.func(args) or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ._common import add_data_options, load_options, print_json
+from ._common import add_data_options, load_options, non_negative_int, positive_int, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "vectors (KAR adaptor), mean ± std over seeds, with cost columns")
     k.add_argument("--dataset", default="ml-100k")
     k.add_argument("--models", default="deepfm,dcnv2,din", help="comma-separated CTR models")
-    k.add_argument("--seeds", type=int, default=3, help="number of seeds (42, 43, ...)")
+    k.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (42, 43, ...)")
     k.add_argument("--knowledge-source", choices=["metadata", "knowledge"], default="metadata",
                    help="metadata: item/user text stand-in (no LLM); knowledge: the LLM "
                    "knowledge store")
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
     k.add_argument("--split", choices=["user", "chronological"], default="user",
                    help="user: KAR's split by user (8:1:1); chronological: per user in time")
-    k.add_argument("--epochs", type=int, default=20)
+    k.add_argument("--epochs", type=positive_int, default=20)
     k.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/knowledge)")
     k.add_argument("--json", action="store_true", help="print the JSON report")
     add_data_options(k)
@@ -36,14 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--config", help="TOML file of benchmark settings (flags override it), e.g. "
                    "benchmarks/configs/ml-100k/representations.toml")
     r.add_argument("--dataset")
-    r.add_argument("--seeds", type=int, help="number of seeds (42, 43, ...; default 3)")
+    r.add_argument("--seeds", type=positive_int, help="number of seeds (42, 43, ...; default 3)")
     r.add_argument("--variants", help="comma-separated subset (default: all but "
                    "tiger-sequential and tiger-collaborative)")
     r.add_argument("--ctr-model", help="CTR backbone of the ctr-* variants (default: din)")
-    r.add_argument("--sasrec-epochs", type=int, help="cap SASRec epochs (default: 200)")
-    r.add_argument("--tiger-epochs", type=int, help="cap TIGER epochs (default: 30)")
-    r.add_argument("--patience", type=int, help="early-stopping patience of every model")
-    r.add_argument("--cold-max-count", type=int,
+    r.add_argument("--sasrec-epochs", type=positive_int, help="cap SASRec epochs (default: 200)")
+    r.add_argument("--tiger-epochs", type=positive_int, help="cap TIGER epochs (default: 30)")
+    r.add_argument("--patience", type=positive_int, help="early-stopping patience of every model")
+    r.add_argument("--cold-max-count", type=non_negative_int,
                    help="cold test targets have at most this many training interactions "
                    "(default 20)")
     r.add_argument("--output", help="report folder (default: $LLMREC_HOME/bench/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import print_json
+from ._common import print_json, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--part", default="test", choices=["test", "valid", "test_unmasked",
                                                       "test_masked"],
                    help="which evaluation to compare (default: test)")
-    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (>= 100)")
+    p.add_argument("--seed", type=seed_int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 

@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     folder = fetch(args.name, force=args.force, url=args.url, archive=args.archive)
-    import json
-    manifest = json.loads((folder / "manifest.json").read_text())
+    from .._io import read_json_file
+    manifest = read_json_file(folder / "manifest.json",
+                              f"fetch it again: llmrec data fetch {args.name} --force")
     c = manifest["counts"]
     print(f"{args.name}: {c['interactions']:,} interactions, {c['users']:,} users, "
           f"{c['items']:,} items (verified) from {manifest['source']}\n-> {folder}")

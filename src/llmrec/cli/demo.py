@@ -17,6 +17,7 @@ from ..bench.seqrec import (compare, significance, significance_text, summarize,
 from ..data import describe, fetch, load_dataset
 from ..runs import open_run, recommend_user
 from .._table import format_table
+from ._common import seed_int
 
 DEMO_MODELS = ("pop", "gru4rec", "sasrec", "bert4rec")
 # The demo's training budget keeps `make demo` under 10 minutes on 2 cores; the README's table
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="fetch ML-100K, train four models, print a results table")
     p.add_argument("--models", default=",".join(DEMO_MODELS),
                    help=f"comma-separated (default: {','.join(DEMO_MODELS)})")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=seed_int, default=42)
     p.add_argument("--output", help="folder for results.json/.md (default: $LLMREC_HOME/demo)")
     p.add_argument("--user", default="196", help="user to show recommendations for")
     p.add_argument("--no-knowledge", action="store_true",

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from .._table import format_table
-from ._common import add_data_options, load_options, print_json
+from ._common import add_data_options, load_options, positive_int, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-mode", default="individual",
                    help="knowledge source, users: individual, collective or incremental")
     p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per cached shard")
-    p.add_argument("--limit", type=int, help="encode only the first N texts")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="texts per cached shard")
+    p.add_argument("--limit", type=positive_int, help="encode only the first N texts")
     p.add_argument("--output", help="also write the vectors here as .npz (keys, vectors)")
     p.add_argument("--json", action="store_true", help="print statistics as JSON")
     add_data_options(p)

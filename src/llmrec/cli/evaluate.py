@@ -13,7 +13,7 @@ import argparse
 
 from ..errors import ConfigError, LlmrecError
 from ..runs import evaluate_run, metrics_table
-from ._common import print_json
+from ._common import positive_int, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "user's history cut at the split; seen items excluded")
     p.add_argument("--split", choices=["test", "valid"], default="test",
                    help="with --served: the split to replay (default test)")
-    p.add_argument("--n", type=int, default=None,
+    p.add_argument("--n", type=positive_int, default=None,
                    help="with --served: served list length (default: the largest cut-off)")
     p.add_argument("--serve-config", help="with --served: serve TOML to evaluate (default: "
                    "RUN_DIR/serve.toml if tuned, else the built-in defaults)")
-    p.add_argument("--threads", type=int, default=1, help="with --served: torch threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="with --served: torch threads")
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -7,13 +7,22 @@
     llmrec knowledge stats
 
 ``generate`` exits 1 when some records failed (they are stored and retried by the next run),
-2 on a usage or environment error (work done so far is kept).
+2 on a usage or environment error (work done so far is kept). SIGTERM or SIGINT (Ctrl-C)
+stops it cleanly: the calls in flight are finished and stored, then it says how many calls
+were done and exits 143 (SIGTERM) or 130 (SIGINT); a second signal stops at once (the calls
+in flight are dropped; every stored record is complete either way). The same command resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +33,7 @@ from ..data import REGISTRY
 from ..errors import LlmrecError
 from ..knowledge import (CONSTRAINTS, MODES, KnowledgeConfig, KnowledgeStore, KnowledgeSummary,
                          default_store_path)
-from ._common import add_data_options, data_options, load_options
+from ._common import add_data_options, data_options, load_options, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,28 +49,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "split (sequential models, serving); ctr-profile = the CTR task's profile "
                    "events only, no sample (for `llmrec bench knowledge --knowledge-source "
                    "knowledge`; its own store DATASET-ctr-profileN.sqlite)")
-    g.add_argument("--profile-events", type=int, default=30,
+    g.add_argument("--profile-events", type=positive_int, default=30,
                    help="ctr-profile: at most this many first events per user (as the CTR data)")
     g.add_argument("--mode", choices=MODES, default="individual")
     g.add_argument("--backend", choices=("local", "openai"), default="local")
     g.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
     g.add_argument("--model", help="served model name (openai) or a GGUF file (local)")
     g.add_argument("--api-key-env", help="name of the environment variable holding the key")
-    g.add_argument("--threads", type=int, help="llama.cpp threads (local; default: all cores;"
-                   " on a busy machine 1 is often much faster)")
-    g.add_argument("--slots", type=int, help="requests in flight = decoding slots (default: 1 "
-                   "for local, where more slots did not pay on 2 busy cores; 8 for openai)")
-    g.add_argument("--n-ctx", type=int, default=1024, help="context per slot (local)")
+    g.add_argument("--threads", type=positive_int, help="llama.cpp threads (local; default: "
+                   "all cores; on a busy machine 1 is often much faster)")
+    g.add_argument("--slots", type=positive_int, help="requests in flight = decoding slots "
+                   "(default: 1 for local, where more slots did not pay on 2 busy cores; 8 for "
+                   "openai)")
+    g.add_argument("--n-ctx", type=positive_int, default=1024, help="context per slot (local)")
     only = g.add_mutually_exclusive_group()
     only.add_argument("--items-only", action="store_true")
     only.add_argument("--users-only", action="store_true")
-    g.add_argument("--limit", type=int, help="only the first N items and first N users")
+    g.add_argument("--limit", type=positive_int, help="only the first N items and first N users")
     g.add_argument("--factors", help="comma-separated factors (default: the LLM derives them)")
     g.add_argument("--scenario", help="what an item is, in prompts (default: movie for ml-*)")
     g.add_argument("--constrain", choices=CONSTRAINTS,
                    help="output format control (default: grammar for local, json for openai)")
-    g.add_argument("--clusters", type=int, default=32, help="clusters (collective mode)")
-    g.add_argument("--partition-size", type=int, default=20, help="items per partition "
+    g.add_argument("--clusters", type=positive_int, default=32, help="clusters (collective mode)")
+    g.add_argument("--partition-size", type=positive_int, default=20, help="items per partition "
                    "(incremental mode)")
     g.add_argument("--kg", action="store_true", help="add facts from the data set's .kg/.link "
                    "files (check the link first: see llmrec.knowledge._facts)")
@@ -128,7 +138,43 @@ def _backend(args: argparse.Namespace, slots: int) -> Any:
                         api_key_env=args.api_key_env, concurrency=slots)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(interrupt: threading.Event) -> Iterator[dict[str, int]]:
+    """SIGTERM/SIGINT set ``interrupt`` (the run finishes its calls in flight, then stops); a
+    second one ends the process at once. Yields {"signal": number} once one came."""
+    got: dict[str, int] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if interrupt.is_set():
+            os.write(2, b"llmrec: stopped at once (calls in flight dropped; stored records "
+                        b"are complete); run the same command to resume\n")
+            os._exit(128 + signum)
+        got["signal"] = signum
+        interrupt.set()
+        os.write(2, b"llmrec: stopping after the calls in flight (signal again to stop now)\n")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from ..knowledge import Interrupted
+
+    interrupt = threading.Event()
+    with _stop_on_signals(interrupt) as got:
+        try:
+            return _generate(args, interrupt)
+        except Interrupted as e:
+            print(f"llmrec: interrupted after {e.done} of {e.total} calls; run the same "
+                  "command to resume", file=sys.stderr)
+            return 128 + got.get("signal", signal.SIGINT)
+
+
+def _generate(args: argparse.Namespace, interrupt: threading.Event) -> int:
     from ..knowledge import generate_knowledge
 
     ds, split = _data(args)
@@ -142,12 +188,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         n_clusters=args.clusters, partition_size=args.partition_size, slots=slots,
         templates=args.templates)
     with _backend(args, slots) as llm:
-        threads = getattr(getattr(llm, "config", None), "threads", None)
+        threads = ""
+        if args.backend == "local":
+            from ..llm.local import usable_cores
+
+            threads = f", {llm.config.threads or usable_cores()} threads"
         print(f"{ds.name}: {ds.n_items:,} items, {ds.n_users:,} users; mode {cfg.mode}; "
-              f"{args.backend} backend, {slots} slots"
-              + (f", {threads} threads" if args.backend == "local" else ""))
+              f"{args.backend} backend, {slots} slots{threads}", flush=True)
         summary = generate_knowledge(ds, split, llm, cfg, store=args.store,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, interrupt=interrupt)
     print(_summary_text(summary))
     if summary.failed:
         print(f"llmrec: {summary.failed} entities have no knowledge yet (failed records are "

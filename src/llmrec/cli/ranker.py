@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ._common import non_negative_int, positive_int, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,11 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("next-item", "rating"), default="next-item",
                    help="next-item: implicit feedback with sampled unseen negatives (what is "
                    "served; default); rating: rating >= 4 among rated items (KAR's CTR task)")
-    p.add_argument("--negatives", type=int, default=4,
+    p.add_argument("--negatives", type=positive_int, default=4,
                    help="sampled negatives per positive for --objective next-item")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--seed", type=seed_int, default=42)
+    p.add_argument("--threads", type=non_negative_int, default=0,
+                   help="torch threads (0: all cores)")
     p.set_defaults(func=cmd_ranker)
 
 

@@ -7,14 +7,14 @@ import argparse
 from .._table import format_table
 from ..errors import ConfigError
 from ..runs import open_run, recommend_user
-from ._common import print_json
+from ._common import positive_int, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recommend", help="recommend items to a user of a trained run")
     p.add_argument("run_dir")
     p.add_argument("--user", required=True, help="raw user id as in the data")
-    p.add_argument("-n", type=int, default=10, help="how many items (default 10)")
+    p.add_argument("-n", type=positive_int, default=10, help="how many items (default 10)")
     p.add_argument("--include-seen", action="store_true",
                    help="allow items the user already interacted with")
     p.add_argument("--json", action="store_true")

@@ -7,13 +7,17 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from ..errors import ConfigError, LlmrecError
+from ._common import int_range, port_int, positive_float, positive_int
 
 log = logging.getLogger("llmrec.serve")
 
@@ -23,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_int, default=8000)
     p.add_argument("--api-key-env", metavar="VAR",
                    help="require header X-API-Key equal to this environment variable's value")
     p.add_argument("--config", help="serve TOML (weights, channels, limits; see llmrec.serve); "
@@ -35,11 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
-    p.add_argument("--body-timeout", type=float, metavar="SECONDS",
+    p.add_argument("--body-timeout", type=positive_float, metavar="SECONDS",
                    help="a request body must arrive within this many seconds, else 408 and "
                    "the connection is closed (default 10)")
-    p.add_argument("--threads", type=int, default=1, help="torch/FAISS threads (default 1)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch/FAISS threads (default 1)")
+    p.add_argument("--workers", type=int_range(1, 64), default=1,
                    help="worker processes sharing the port and the loaded artifacts (forked "
                    "after loading; a worker that dies is replaced). Default 1; about one per "
                    "core for throughput")
@@ -102,8 +107,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.workers > 1:
             # before prometheus_client is first imported (by create_app): shared metric files
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="llmrec-metrics-"))
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+            folder = metrics_folder()
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
         artifacts = load_artifacts(args.run_dir, cfg)
         app = create_app(artifacts)
         log.info("llmrec serve: http://%s:%d/  (API docs at /docs, metrics at /metrics)%s",
@@ -116,10 +122,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_forked(app, args.host, args.port, args.workers)
 
 
+METRICS_PREFIX = "llmrec-metrics-"
+
+
+def _owner_alive(pid: int, folder: Path) -> bool:
+    """Whether the server that made ``folder`` (process ``pid``) still runs. On Linux a pid
+    reused by a process started after the folder was last changed does not count, nor does a
+    zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")    # field 22: starttime
+        changed = folder.stat().st_ctime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True                       # no /proc (not Linux): trust the pid
+    return fields[0] != "Z" and started <= changed
+
+
+def metrics_folder() -> Path:
+    """A fresh Prometheus multiprocess folder ``$TMPDIR/llmrec-metrics-<pid>`` for this server;
+    first removes those of servers that are gone (a SIGKILLed parent cannot clean its own)."""
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(METRICS_PREFIX + "*"):
+        pid = old.name[len(METRICS_PREFIX):]
+        if old.is_dir() and pid.isdigit() and (int(pid) == os.getpid()
+                                               or not _owner_alive(int(pid), old)):
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("removed %s, left by a server that is gone", old)
+    folder = root / f"{METRICS_PREFIX}{os.getpid()}"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def _die_with_parent(parent: int, liveness_fd: int) -> None:
+    """In a worker just forked: end (SIGTERM, uvicorn's graceful stop) when ``parent`` dies,
+    even by SIGKILL. Linux: the parent-death signal (prctl PR_SET_PDEATHSIG), then a check
+    for a parent that died before it was set. Everywhere: a thread blocked on the read end of
+    a pipe whose only write ends the parent holds; EOF means the parent is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)        # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:                            # it died before prctl took hold
+        os._exit(0)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(liveness_fd, 1):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="llmrec-parent-watch", daemon=True).start()
+
+
 def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int = 10) -> int:
     """Pre-fork serving: bind once, fork ``workers`` uvicorn servers that share the socket and
     the artifacts loaded before the fork (copy-on-write), replace a worker that dies, and stop
-    them all on SIGTERM/SIGINT. Returns 0 after a requested stop, 1 if workers kept dying."""
+    them all on SIGTERM/SIGINT. Workers end with the parent, also when it is SIGKILLed (see
+    :func:`_die_with_parent`). Returns 0 after a requested stop, 1 if workers kept dying."""
     import uvicorn
 
     from ..serve import http_protocol
@@ -127,6 +196,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.create_server((host, port), family=family, backlog=2048)
     sock.set_inheritable(True)
+    parent = os.getpid()
+    liveness_r, liveness_w = os.pipe()          # only the parent keeps the write end open
     children: dict[int, int] = {}
     stopping = False
     restarts: list[float] = []
@@ -136,8 +207,10 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
         if pid == 0:                                   # the worker
             code = 1
             try:
+                os.close(liveness_w)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _die_with_parent(parent, liveness_r)
                 config = uvicorn.Config(app, log_level="warning", access_log=False,
                                         http=http_protocol())
                 uvicorn.Server(config).run(sockets=[sock])
@@ -178,4 +251,6 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
                     else f"status {os.WEXITSTATUS(code)}")
         spawn(k)
     sock.close()
+    os.close(liveness_r)
+    os.close(liveness_w)
     return status

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from ..tokenize.dataset import INPUTS, METHODS
-from ._common import add_data_options, load_options, print_json
+from ._common import (add_data_options, int_range, load_options, non_negative_int, positive_int,
+                      print_json, seed_int)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,16 +27,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(--run), or both fused")
     p.add_argument("--run", help="a finished `llmrec train --model sasrec` run folder "
                    "(collaborative and fusion inputs)")
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--codebook-size", type=int, default=32)
+    p.add_argument("--levels", type=positive_int, default=3)
+    p.add_argument("--codebook-size", type=int_range(2), default=32)
     p.add_argument("--collisions", choices=["level", "balanced", "none"],
                    help="default: level (TIGER) for quantizers and collaborative, none for "
                    "random and sequential")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="rqvae only: training epochs")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--epochs", type=positive_int, help="rqvae only: training epochs")
     p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
-    p.add_argument("--user-core", type=int, default=5)
-    p.add_argument("--item-core", type=int, default=5)
+    p.add_argument("--user-core", type=non_negative_int, default=5)
+    p.add_argument("--item-core", type=non_negative_int, default=5)
     p.add_argument("--output", help="folder (default: $LLMREC_HOME/ids/DATASET-METHOD-INPUT-"
                    "HASH)")
     p.add_argument("--json", action="store_true", help="print diagnostics as JSON")

@@ -6,7 +6,7 @@ import argparse
 
 from ..models import MODELS
 from ..runs import load_config, metrics_table, train_run
-from ._common import add_data_options, data_sets
+from ._common import add_data_options, data_sets, positive_int, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="TOML file with [data], [model], [eval] sections")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one option, e.g. --set model.dropout=0.3 (repeatable)")
-    p.add_argument("--seed", type=int, help="shortcut for --set model.seed=N")
-    p.add_argument("--epochs", type=int, help="shortcut for --set model.epochs=N")
+    p.add_argument("--seed", type=seed_int, help="shortcut for --set model.seed=N")
+    p.add_argument("--epochs", type=positive_int, help="shortcut for --set model.epochs=N")
     p.add_argument("--output", help="run folder (default: $LLMREC_HOME/runs/MODEL-DATA-HASH)")
     p.add_argument("--force", action="store_true", help="retrain even if the run is finished")
     add_data_options(p)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ..runs import load_config, metrics_table
+from ._common import positive_float, positive_int, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one base option (repeatable), e.g. --set model.epochs=50")
     p.add_argument("--space", required=True, help="search space TOML ([model.<option>] tables)")
-    p.add_argument("--trials", type=int, default=30,
+    p.add_argument("--trials", type=positive_int, default=30,
                    help="finished trials the study should hold (default 30)")
-    p.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
+    p.add_argument("--timeout", type=positive_float,
+                   help="stop starting new trials after this many s")
     p.add_argument("--study-dir", help="study folder (default: $LLMREC_HOME/tune/MODEL-DATA-HASH)")
-    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
+    p.add_argument("--sampler-seed", type=seed_int, default=0, help="seed of the TPE sampler")
     p.add_argument("--no-test", action="store_true",
                    help="stop after the search: do not train the best configuration")
     p.set_defaults(func=cmd_tune)

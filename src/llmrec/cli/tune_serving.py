@@ -20,16 +20,17 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, LlmrecError
+from ._common import positive_int, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune-serving", help="tune channel weights and the ranker blend of "
                        "`llmrec serve RUN_DIR` on validation; writes RUN_DIR/serve.toml")
     p.add_argument("run_dir")
-    p.add_argument("--trials", type=int, default=150, help="evaluations per method")
+    p.add_argument("--trials", type=positive_int, default=150, help="evaluations per method")
     p.add_argument("--methods", default="cem,tpe", help="cem, tpe or both (default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=20, help="served list length (default 20)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--n", type=positive_int, default=20, help="served list length (default 20)")
     p.add_argument("--serve-config", help="serve TOML to start from (default: RUN_DIR/"
                    "serve.toml if present, else the built-in defaults); its other options "
                    "are kept in the written file")
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="where to write the tuned serve TOML (default RUN_DIR/"
                    "serve.toml, which llmrec serve RUN_DIR reads; tuning.json goes beside it)")
     p.add_argument("--no-test", action="store_true", help="skip the confirmation on test")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     p.set_defaults(func=cmd_tune_serving)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from ..config import require_fraction, require_positive
+from ..config import require_fraction, require_positive, require_seed
 from ..data import Dataset, Interactions, Preprocessing, Split, load_dataset
 from ..errors import ConfigError, DataError
 
@@ -61,6 +61,7 @@ class CTRDataConfig:
 
     def __post_init__(self) -> None:
         require_positive(self, "history_len", "zip_prefix")
+        require_seed(self, "split_seed")
         require_fraction(self, "valid_fraction", "test_fraction")
         if self.profile_events < 0:
             raise ConfigError(f"profile_events must be >= 0, not {self.profile_events}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class VectorCache:
                 with np.load(path, allow_pickle=False) as z:
                     keys, vectors = z["keys"], z["vectors"]
                     seconds = float(z["seconds"]) if "seconds" in z.files else float("nan")
-            except (OSError, ValueError, KeyError) as e:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                 raise DataError(f"{path}: unreadable vector shard ({e}); delete it") from None
             if keys.ndim != 2 or keys.shape[1] != 32 or len(keys) != len(vectors):
                 raise DataError(f"{path}: malformed vector shard; delete it")

@@ -16,7 +16,6 @@ Rows follow the evaluation order (dense user index); align two runs by ``user_id
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .._io import atomic_write_bytes, write_json
+from .._io import atomic_write_bytes, corrupt_file, read_json_file, write_json
 from ..errors import LlmrecError
 
 FOLDER = "per_user"
@@ -56,7 +55,7 @@ def write_per_user(folder: str | Path, parts: Mapping[str, tuple[np.ndarray, Map
         described[name] = {"cases": len(user_ids)}
     old = {}
     if (folder / "meta.json").exists():
-        old = json.loads((folder / "meta.json").read_text()).get("parts", {})
+        old = read_json_file(folder / "meta.json", _fix(folder)).get("parts", {})
     write_json(folder / "meta.json", {"format": FORMAT, **meta,
                                       "parts": {**old, **{k: {**v, "mask": meta.get("mask")}
                                                           for k, v in described.items()}}})
@@ -70,9 +69,17 @@ def read_per_user(run_dir: str | Path, part: str = "test") -> tuple[dict[str, An
     if not (folder / "meta.json").exists():
         raise MissingPerUserError(f"{run_dir}: no per-user metrics; re-run `llmrec evaluate "
                                   f"{run_dir}` to write them")
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = read_json_file(folder / "meta.json", _fix(folder))
     path = folder / f"{part}.parquet"
     if part not in meta.get("parts", {}) or not path.exists():
         raise MissingPerUserError(f"{run_dir}: no per-user metrics for part {part!r} (has "
                                   f"{', '.join(sorted(meta.get('parts', {}))) or 'none'})")
-    return meta, pl.read_parquet(path)
+    try:
+        return meta, pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise corrupt_file(path, e, _fix(folder)) from None
+
+
+def _fix(folder: Path) -> str:
+    """The way out for a damaged per-user file: write them again."""
+    return f"delete {folder} and run `llmrec evaluate {folder.parent}` to write it again"

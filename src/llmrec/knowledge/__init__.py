@@ -18,13 +18,13 @@ from ._collective import behaviour_vectors, cluster_users
 from ._facts import ItemFacts, display_titles
 from ._generate import MODES, KnowledgeConfig, KnowledgeSummary, generate_knowledge
 from ._history import LeakError, Rendered, TrainHistory
-from ._runner import Job, Runner, RunStats
+from ._runner import Interrupted, Job, Runner, RunStats
 from ._store import KnowledgeStore, Record, default_store_path, stored_item_knowledge
 from ._templates import (CONSTRAINTS, MalformedOutput, Template, load_templates,
                          read_template)
 
 __all__ = [
-    "CONSTRAINTS", "MODES", "ItemFacts", "Job", "KnowledgeConfig", "KnowledgeStore",
+    "CONSTRAINTS", "MODES", "Interrupted", "ItemFacts", "Job", "KnowledgeConfig", "KnowledgeStore",
     "KnowledgeSummary", "LeakError", "MalformedOutput", "Record", "Rendered", "RunStats",
     "Runner", "Template", "TrainHistory", "behaviour_vectors", "cluster_users",
     "default_store_path", "display_titles", "generate_knowledge", "load_templates",

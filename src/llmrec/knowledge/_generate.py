@@ -19,6 +19,7 @@ re-running is a cache hit, an interrupted run resumes.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..config import SEED_MAX
 from ..data import Dataset, Split
 from ..errors import ConfigError, LlmrecError
 from ..llm import Backend
@@ -79,6 +81,10 @@ class KnowledgeConfig:
         for name in ("n_clusters", "partition_size", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in 0..{SEED_MAX}, not {self.seed}")
+        if self.slots is not None and self.slots < 1:
+            raise ConfigError(f"slots must be >= 1, not {self.slots}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, not {self.limit}")
         object.__setattr__(self, "factors", tuple(clean_factors(list(self.factors))))
@@ -204,11 +210,14 @@ def _slots(backend: Backend, cfg: KnowledgeConfig) -> int:
 def generate_knowledge(dataset: Dataset, split: Split, backend: Backend,
                        config: KnowledgeConfig | None = None, *,
                        store: KnowledgeStore | str | Path | None = None,
-                       progress: bool = True) -> KnowledgeSummary:
+                       progress: bool = True,
+                       interrupt: threading.Event | None = None) -> KnowledgeSummary:
     """Generate (or fetch from the store) item and user knowledge; see the module docstring.
 
     User prompts are built from ``split``'s training part only. Raises
-    :class:`~llmrec.llm.LLMError` when the LLM is unusable (work done so far is kept).
+    :class:`~llmrec.llm.LLMError` when the LLM is unusable, and
+    :class:`~._runner.Interrupted` once ``interrupt`` is set (the calls in flight are finished
+    and stored first); work done so far is kept either way.
     """
     cfg = config or KnowledgeConfig()
     require_item_text(dataset)
@@ -223,7 +232,7 @@ def generate_knowledge(dataset: Dataset, split: Split, backend: Backend,
     start = time.perf_counter()
     run_id = db.start_run(cfg.mode)
     runner = Runner(backend, db, slots=_slots(backend, cfg), max_attempts=cfg.max_attempts,
-                    progress=progress)
+                    progress=progress, interrupt=interrupt)
     plan = _Plan(dataset, cfg, load_templates(cfg.templates), backend.identity())
     summary = KnowledgeSummary(dataset.name, cfg.mode, str(db.path), [], plan.identity, 0, 0,
                                0, 0, 0.0, {})

@@ -15,11 +15,17 @@ An unreachable server (a ``connection``/``aborted`` failure) or an :class:`~llmr
 an ``LLMError`` says how many records are kept.
 
 ``then(job, record)`` may return follow-up jobs once a job is ``ok`` (LIBER's cascade).
+
+``interrupt`` (a :class:`threading.Event`, set e.g. by a SIGTERM/SIGINT handler) stops a run
+cleanly: no new request is sent, the ones in flight are finished and stored, then
+:class:`Interrupted` says how many of the run's calls were done. Every record is committed on
+its own, so the store is consistent and the next run resumes with the missing ones.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -36,6 +42,15 @@ from ._templates import MalformedOutput, Template
 log = logging.getLogger(__name__)
 
 STOP_KINDS = frozenset({"connection", "aborted"})
+
+
+class Interrupted(Exception):
+    """A run stopped on request (``Runner.interrupt`` set): ``done`` of ``total`` LLM calls of
+    the runner's jobs were made and stored; the rest are left for the next run."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} calls")
+        self.done, self.total = done, total
 
 
 def _not_one_request(record: logging.LogRecord) -> bool:
@@ -90,10 +105,14 @@ class Runner:
     """Feeds jobs to a backend ``slots`` at a time and stores every outcome."""
 
     def __init__(self, backend: Backend, store: KnowledgeStore, *, slots: int = 4,
-                 max_attempts: int = 3, progress: bool = True) -> None:
+                 max_attempts: int = 3, progress: bool = True,
+                 interrupt: threading.Event | None = None) -> None:
         self.backend, self.store = backend, store
         self.slots, self.max_attempts, self.progress = max(1, slots), max(1, max_attempts), progress
         self.stats = RunStats()
+        self.interrupt = interrupt or threading.Event()
+        self.done = 0           # jobs answered by the LLM (ok or failed for good), all runs
+        self.planned = 0        # jobs that needed the LLM (not in the store), all runs
 
     def run(self, jobs: list[Job], desc: str = "knowledge",
             then: Callable[[Job, Record], list[Job]] | None = None) -> dict[str, Record | None]:
@@ -123,6 +142,7 @@ class Runner:
                 results[key] = None  # placeholder until it completes
                 queue.append((job, 1))
                 bar.total += 1
+                self.planned += 1
 
         for job in jobs:
             admit(job)
@@ -132,8 +152,9 @@ class Runner:
         llm_log.addFilter(_not_one_request)
         with ThreadPoolExecutor(self.slots, thread_name_prefix="llmrec-knowledge") as pool:
             try:
-                while inflight or (queue and stop is None):
-                    while queue and stop is None and len(inflight) < self.slots:
+                while inflight or (queue and stop is None and not self.interrupt.is_set()):
+                    while (queue and stop is None and not self.interrupt.is_set()
+                           and len(inflight) < self.slots):
                         job, attempt = queue.popleft()
                         fut = pool.submit(self._call, job.request(attempt))
                         inflight[fut] = (job, attempt)
@@ -150,6 +171,7 @@ class Runner:
                             queue.append((job, attempt + 1))
                         elif isinstance(result, Completion) or result.kind not in STOP_KINDS:
                             bar.update(1)
+                            self.done += 1
                         else:
                             stop = stop or f"{result.kind}: {result.message}"
                         for nxt in followups:
@@ -159,6 +181,8 @@ class Runner:
                 self.stats.llm_seconds += time.perf_counter() - start
                 bar.close()
                 llm_log.removeFilter(_not_one_request)
+        if stop is None and queue and self.interrupt.is_set():
+            raise Interrupted(self.done, self.planned)
         if stop is not None:
             done = sum(1 for r in results.values() if r is not None)
             raise LLMError(f"{stop} (stopped with {done} of {len(results)} records done and "

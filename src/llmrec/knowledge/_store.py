@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import llmrec_home
-from ..errors import LlmrecError
+from ..errors import CorruptFileError, LlmrecError
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -132,10 +132,17 @@ class KnowledgeStore:
             if version not in (0, SCHEMA_VERSION):
                 raise LlmrecError(f"{self.path}: knowledge store schema {version}, this llmrec "
                                   f"reads {SCHEMA_VERSION}; use another --store")
+            check = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
-            raise LlmrecError(f"{self.path}: not a usable knowledge store ({e})") from None
+            self.db.close()
+            raise CorruptFileError(
+                f"{self.path}: not a usable knowledge store (corrupt or truncated: {e}); "
+                f"delete it (and any {self.path.name}-wal beside it) and run `llmrec knowledge "
+                "generate` again, or use another --store") from None
 
     @classmethod
     def for_dataset(cls, dataset: str) -> KnowledgeStore:

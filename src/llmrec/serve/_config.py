@@ -63,7 +63,8 @@ class ServeConfig:
             raise ConfigError(f"weights.{unknown[0]}: unknown channel; channels are "
                               f"{', '.join(CHANNELS)}")
         for name, w in self.weights.items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 \
+                    or w == float("inf"):
                 raise ConfigError(f"weights.{name} must be a number >= 0, not {w!r}")
         self.weights = {c: float(self.weights.get(c, 0.0)) for c in CHANNELS}
         if not any(self.weights.values()):

@@ -25,7 +25,6 @@ ranked order.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -36,7 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import write_json
+from .._io import read_json_file, read_npy, write_json
+from .._saved import ranker_fix
 from ..errors import ConfigError
 from ._rankfast import DINScorer, RankQuery
 
@@ -123,8 +123,9 @@ class CTRRanker:
         if self.model.module.adapter is not None and self.model.prestored is None:
             raise ConfigError(f"{folder}: the CTR model uses knowledge but was saved without "
                               "prestored vectors (save it with save_ctr_ranker)")
-        t = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in _TABLES}
-        self.meta = json.loads((folder / "serving.json").read_text())
+        fix = ranker_fix(folder)
+        t = {n: read_npy(folder / f"{n}.npy", fix) for n in _TABLES}
+        self.meta = read_json_file(folder / "serving.json", fix)
         self.history_len = int(self.meta["history_len"])
         self.history_ratings = bool(self.meta.get("history_ratings", True))
         self.objective = str(self.meta.get("objective", "rating"))

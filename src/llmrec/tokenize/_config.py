@@ -45,6 +45,8 @@ class TokenizerConfig:
         check_int("levels", self.levels, 1)
         check_int("codebook_size", self.codebook_size, 2)
         check_int("seed", self.seed, 0)
+        if self.seed > 2**32 - 1:
+            raise ConfigError(f"seed must be in 0..{2**32 - 1}, not {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -219,8 +219,9 @@ class SemanticIds:
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
             codes = np.load(folder / "codes.npy", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read semantic IDs from {folder}: {exc}") from exc
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"cannot read semantic IDs from {folder}: {exc}; delete the folder "
+                            "and run `llmrec tokenize` again") from None
         fields = ("codebook_sizes", "method", "config", "collisions", "input_hash",
                   "diagnostics")
         if (meta.get("format_version") != FORMAT_VERSION or len(codes) != meta.get("n_items")

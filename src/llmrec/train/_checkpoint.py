@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, corrupt_file
+from .._saved import read_safetensors
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -46,9 +46,18 @@ def save_weights(path: Path, module: torch.nn.Module) -> None:
     atomic_write_bytes(path, save(tensors))
 
 
+def checkpoint_fix(path: Path) -> str:
+    """The way out for a damaged checkpoint of a run folder."""
+    return (f"delete {path} to train again from the start (or pass --force to retrain the "
+            "whole run)")
+
+
 def load_weights(path: Path, module: torch.nn.Module) -> None:
-    with safe_open(str(path), framework="pt") as f:
-        module.load_state_dict({k: f.get_tensor(k) for k in f.keys()})
+    tensors, _ = read_safetensors(path, checkpoint_fix(path))
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise corrupt_file(path, str(e).splitlines()[0], checkpoint_fix(path)) from None
 
 
 def save_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -62,16 +71,26 @@ def save_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.
     atomic_write_bytes(path, save(tensors, metadata=header))
 
 
-def load_checkpoint(path: Path, module: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore module, optimizer and torch RNG in place; return the JSON metadata."""
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    module.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                            if k.startswith("model.")})
-    optimizer.load_state_dict(_optimizer_state(
-        {k: v for k, v in tensors.items() if k.startswith("optim.")},
-        json.loads(header["optimizer"])))
-    torch.set_rng_state(tensors["rng.torch"])
-    return json.loads(header["meta"])
+def load_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    config_hash: str | None = None) -> dict[str, Any]:
+    """Restore module, optimizer and torch RNG in place; return the JSON metadata. A
+    checkpoint of another ``config_hash`` is not restored (its metadata is returned for the
+    caller to refuse it); a damaged one is a CorruptFileError naming the file."""
+    tensors, header = read_safetensors(path, checkpoint_fix(path))
+    try:
+        meta = json.loads(header["meta"])
+        if config_hash is not None and isinstance(meta, dict) \
+                and meta.get("config_hash") != config_hash:
+            return meta
+        module.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                                if k.startswith("model.")})
+        optimizer.load_state_dict(_optimizer_state(
+            {k: v for k, v in tensors.items() if k.startswith("optim.")},
+            json.loads(header["optimizer"])))
+        torch.set_rng_state(tensors["rng.torch"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        why = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise corrupt_file(path, why, checkpoint_fix(path)) from None
+    if not isinstance(meta, dict) or "config_hash" not in meta:
+        raise corrupt_file(path, "no training state in its header", checkpoint_fix(path))
+    return meta

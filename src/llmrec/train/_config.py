@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import added_option, require_positive
+from ..config import added_option, require_non_negative, require_positive, require_seed
 
 
 @dataclass
@@ -13,6 +13,9 @@ class ModelConfig:
     """Options every model has."""
 
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        require_seed(self, "seed")
 
 
 @dataclass
@@ -38,4 +41,6 @@ class TrainConfig(ModelConfig):
     lr_schedule: Literal["constant", "cosine"] = added_option("constant")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        require_non_negative(self, "weight_decay", "max_grad_norm", "threads")
         require_positive(self, "epochs", "batch_size", "learning_rate", "patience", "eval_every")

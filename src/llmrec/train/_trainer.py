@@ -127,7 +127,7 @@ class Trainer:
         paths = self._paths()
         resumed_from = None
         if paths and paths[0].exists():
-            meta = load_checkpoint(paths[0], module, optimizer)
+            meta = load_checkpoint(paths[0], module, optimizer, cfg_hash)
             if meta["config_hash"] != cfg_hash:
                 raise ConfigError(f"{self.run_dir} holds a checkpoint of another configuration; "
                                   "use another output folder or delete it")

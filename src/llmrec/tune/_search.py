@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text, content_hash, llmrec_home
+from .._io import atomic_write_text, content_hash, corrupt_file, llmrec_home
 from ..config import dumps_toml
 from ..errors import ConfigError
 from ..eval import evaluate
@@ -82,11 +82,17 @@ def tune(base: RunConfig, space: SearchSpace, trials: int, *, study_dir: str | P
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "space.toml", dumps_toml(space.to_dict()))
     atomic_write_text(folder / "base.toml", dumps_toml(base.to_dict()))
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
-    study = optuna.create_study(
-        study_name=folder.name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
+        study = optuna.create_study(
+            study_name=folder.name, storage=storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+            pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+    except DatabaseError as e:            # a damaged study file: name it and the way out
+        raise corrupt_file(folder / "study.db", getattr(e, "orig", e),
+                           f"delete {folder / 'study.db'} to start the search again") from None
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if not study.trials:
         baseline = {p.key: getattr(base.model_config, p.name) for p in space.params}
