@@ -82,7 +82,7 @@ def test_config_rejects_unknown_variants():
 
 @pytest.mark.parametrize("args, message", [
     (["--variants", "sasrec-id,nope"], "unknown variant 'nope'"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--seeds", "0"], "argument --seeds: must be >= 1, not 0"),
 ])
 def test_cli_mistakes_give_one_line(capsys, args, message):
     assert main(["-q", "bench", "representations", *args]) == 2
