@@ -186,7 +186,7 @@ def cli(capsys):
     (["evaluate", "{run}", "--served", "--ks", "0,10"], "must be >= 1"),
     (["evaluate", "{run}", "--served", "--serve-config", "{missing}"], "missing.toml"),
     (["tune-serving", "{run}", "--methods", "grid"], "--methods"),
-    (["tune-serving", "{run}", "--trials", "0"], "--trials must be >= 1"),
+    (["tune-serving", "{run}", "--trials", "0"], "argument --trials: must be >= 1, not 0"),
     (["tune-serving", "{run}", "--seed", "-1"], "--seed"),
     (["tune-serving", "{missing}"], "not a finished llmrec run"),
     (["tune-serving", "{run}", "--output", "{missing}/x.toml"], "does not exist"),

@@ -105,6 +105,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     faiss.omp_set_num_threads(args.threads)
     with contextlib.ExitStack() as stack:
+        # one worker keeps its metrics in memory: a PROMETHEUS_MULTIPROC_DIR inherited from the
+        # environment (another server's, perhaps gone) must not redirect them; the variable is
+        # put back as it was when serving ends
+        previous = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if previous is not None:
+            stack.callback(os.environ.__setitem__, "PROMETHEUS_MULTIPROC_DIR", previous)
+        else:
+            stack.callback(os.environ.pop, "PROMETHEUS_MULTIPROC_DIR", None)
         if args.workers > 1:
             # before prometheus_client is first imported (by create_app): shared metric files
             folder = metrics_folder()
