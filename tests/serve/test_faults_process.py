@@ -163,10 +163,10 @@ def ranked_run(serve_run, tmp_path_factory) -> Path:
     return run
 
 
-def _serve_once(run: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def _serve_once(run: Path, env: dict | None = None, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "llmrec", "-q", "serve", str(run), "--port", str(free_port()),
-         "--encoder", "hashing"], capture_output=True, text=True, timeout=180,
+         "--encoder", "hashing", *extra], capture_output=True, text=True, timeout=180,
         stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 
@@ -182,7 +182,7 @@ def test_corrupt_ranker_artifact_stops_the_start_with_one_line(ranked_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(ranked_run, run)
     damage(run / name)
-    proc = _serve_once(run)
+    proc = _serve_once(run, None, "--ranker", "ctr")      # "auto" loads only a tuned ranker
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1 and str(run / name) in lines[0], proc.stderr
