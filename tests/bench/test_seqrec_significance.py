@@ -14,6 +14,7 @@ import scipy.stats
 
 from llmrec.bench.seqrec import COLUMNS, compare, significance, write_report
 from llmrec.errors import ConfigError
+from llmrec.testing.slices import recbole_slice
 
 USERS = 100
 
@@ -22,10 +23,7 @@ USERS = 100
 def setup(ml100k, tmp_path_factory):
     root = tmp_path_factory.mktemp("bench-sig")
     data = root / "slice"
-    data.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (data / "slice.inter").write_text("\n".join([lines[0], *keep]) + "\n")
+    recbole_slice(ml100k, data, USERS, stem="slice", side=())
     config = root / "sasrec.toml"
     config.write_text("[model]\nepochs = 2\nmax_seq_len = 30\n")
     args = (["pop", "sasrec"], str(data), [42, 43])

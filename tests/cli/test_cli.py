@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from llmrec.testing.slices import recbole_slice
+
 USERS = 120          # the slice: the first 120 users of ML-100K (about 12,000 ratings)
 
 
@@ -27,12 +29,7 @@ def llmrec(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
 def ml100k_slice(ml100k, tmp_path_factory) -> Path:
     """RecBole atomic files holding only the first USERS users of the real data set."""
     out = tmp_path_factory.mktemp("slice") / "ml100k-slice"
-    out.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (out / "slice.inter").write_text("\n".join([lines[0], *keep]) + "\n")
-    (out / "slice.item").write_bytes((ml100k / "ml-100k.item").read_bytes())
-    (out / "slice.user").write_bytes((ml100k / "ml-100k.user").read_bytes())
+    recbole_slice(ml100k, out, USERS, stem="slice", side=("item", "user"))
     return out
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
+from llmrec.testing.slices import recbole_slice
 import scipy.stats
 
 USERS = 120
@@ -36,11 +38,7 @@ def runs(ml100k, tmp_path_factory) -> dict[str, Path]:
     """Pop and two seeds of a tiny SASRec on the first USERS users of the real ML-100K."""
     root = tmp_path_factory.mktemp("compare")
     data = root / "slice"
-    data.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (data / "slice.inter").write_text("\n".join([lines[0], *keep]) + "\n")
-    (data / "slice.item").write_bytes((ml100k / "ml-100k.item").read_bytes())
+    recbole_slice(ml100k, data, USERS, stem="slice", side=("item",))
     out = {"pop": root / "pop", "s42": root / "s42", "s43": root / "s43",
            "other": root / "other"}
     llmrec("-q", "train", "--model", "pop", "--dataset", str(data), "--output", str(out["pop"]))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from llmrec.testing.slices import recbole_slice
+
 USERS = 60           # the first 60 users of ML-100K: a run trains in seconds
 
 
@@ -25,11 +27,7 @@ def llmrec(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def data_slice(ml100k, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corrupt-slice") / "ml100k-corrupt"
-    out.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (out / "c.inter").write_text("\n".join([lines[0], *keep]) + "\n")
-    (out / "c.item").write_bytes((ml100k / "ml-100k.item").read_bytes())
+    recbole_slice(ml100k, out, USERS, stem="c", side=("item",))
     return out
 
 

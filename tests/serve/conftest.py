@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from llmrec.testing.slices import recbole_slice
+
 USERS = 100          # the first 100 users of ML-100K (about 10,000 ratings)
 
 
@@ -22,12 +24,7 @@ def free_port() -> int:
 def serve_slice(ml100k, tmp_path_factory) -> Path:
     """RecBole atomic files holding only the first USERS users of the real data set."""
     out = tmp_path_factory.mktemp("serve-slice") / "ml100k-serve"
-    out.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (out / "serve.inter").write_text("\n".join([lines[0], *keep]) + "\n")
-    (out / "serve.item").write_bytes((ml100k / "ml-100k.item").read_bytes())
-    (out / "serve.user").write_bytes((ml100k / "ml-100k.user").read_bytes())
+    recbole_slice(ml100k, out, USERS, stem="serve", side=("item", "user"))
     return out
 
 

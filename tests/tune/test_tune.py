@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from llmrec.testing.slices import recbole_slice
+
 from llmrec.errors import ConfigError
 from llmrec.models import SASRecConfig
 from llmrec.tune import parse_space
@@ -23,11 +25,7 @@ BASE = ["model.epochs=3", "model.max_seq_len=20", "model.embedding_size=16",
 @pytest.fixture(scope="module")
 def data_slice(ml100k, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tune-slice") / "ml100k-tune"
-    out.mkdir()
-    lines = (ml100k / "ml-100k.inter").read_text().splitlines()
-    keep = [ln for ln in lines[1:] if int(ln.split("\t")[0]) <= USERS]
-    (out / "tune.inter").write_text("\n".join([lines[0], *keep]) + "\n")
-    (out / "tune.item").write_bytes((ml100k / "ml-100k.item").read_bytes())
+    recbole_slice(ml100k, out, USERS, stem="tune", side=("item",))
     return out
 
 
