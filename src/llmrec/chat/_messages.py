@@ -79,6 +79,7 @@ class UserReply:
     kind: str                              # answer | accept | reject | bye | other
     attribute: str | None = None           # answer: the asked one; reject: the one said wrong
     values: tuple[str, ...] = ()           # empty: the user does not know / will not say
+    ends: bool = False                     # the user said goodbye
 
 
 _VALUE = re.compile(r"\b(genre|decade|director|actor):\s*([^.;]*)")
@@ -96,12 +97,11 @@ def parse_reply(text: str) -> UserReply:
         dk = re.search(r"don't know the (genre|decade|director|actor)", low)
         if dk:
             attr, values = dk.group(1), ()
+    ends = low.startswith("Bye") or "I have to go" in low
     if low.startswith("Yes"):
-        return UserReply("accept")
+        return UserReply("accept", ends=ends)
     if low.startswith("No"):
-        return UserReply("reject", attr, values or ())
-    if low.startswith("Bye") or "I have to go" in low:
-        return UserReply("bye")
+        return UserReply("reject", attr, values or (), ends)
     if attr is not None:
-        return UserReply("answer", attr, values or ())
-    return UserReply("other")
+        return UserReply("answer", attr, values or (), ends)
+    return UserReply("bye" if ends else "other", ends=ends)
