@@ -114,3 +114,19 @@ def test_checked_user_counts_leaks_of_a_leaky_user(world):
         for attr in ("genre", "decade"):
             u.reply(render(Ask(attr), cat))
     assert honest.leaks == [] and len(leaky.leaks) == 2
+
+
+def test_the_user_rephrases_around_words_of_its_target_title(world):
+    cat = world.catalog
+    for title in ("Apocalypse Now", "Like Water for Chocolate (Como agua para chocolate)"):
+        if title not in cat.titles:
+            continue
+        target = cat.titles.index(title)
+        checked = CheckedUser(SimulatedUser(cat, target, [], max_turns=3),
+                              LeakChecker.for_item(cat, target))
+        replies = [checked.reply(render(Ask(a), cat)) for a in ("genre", "decade")]
+        replies.append(checked.reply(render(Recommend(("1", "2")), cat)))
+        assert checked.leaks == [], checked.leaks
+        parsed = [parse_reply(r) for r in replies]
+        assert [p.kind for p in parsed] == ["answer", "answer", "reject"] and parsed[2].ends
+        assert parsed[0].values == cat.values("genre", target)

@@ -56,6 +56,24 @@ class Catalog:
     def __post_init__(self) -> None:
         self._index = {raw: i for i, raw in enumerate(self.item_ids)}
         self._title_words = [frozenset(words(t)) for t in self.titles]
+        self._masks: dict[tuple[str, str], np.ndarray] = {}
+        self._codes: dict[str, np.ndarray] = {}
+
+    def mask(self, attribute: str, value: str) -> np.ndarray:
+        """(n_items,) bool: the item has ``value`` (cached)."""
+        key = (attribute, value)
+        if key not in self._masks:
+            self._masks[key] = np.array([value in vs for vs in self.attrs[attribute]],
+                                        dtype=bool)
+        return self._masks[key]
+
+    def codes(self, attribute: str) -> np.ndarray:
+        """(n_items,) int: one code per distinct value tuple of ``attribute`` (cached)."""
+        if attribute not in self._codes:
+            seen: dict[tuple[str, ...], int] = {}
+            self._codes[attribute] = np.array(
+                [seen.setdefault(vs, len(seen)) for vs in self.attrs[attribute]], dtype=np.int64)
+        return self._codes[attribute]
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, *, kg: bool = False) -> Catalog:
@@ -115,9 +133,10 @@ class Catalog:
     # -- filters (vectorised over a set of item indices) ----------------------------------
     def has_all(self, items: np.ndarray, attribute: str, values: Iterable[str]) -> np.ndarray:
         """Mask over ``items``: the item has every one of ``values``."""
-        want = set(values)
-        col = self.attrs[attribute]
-        return np.array([want <= set(col[i]) for i in items.tolist()], dtype=bool)
+        out = np.ones(len(items), dtype=bool)
+        for v in set(values):
+            out &= self.mask(attribute, v)[items]
+        return out
 
     def year_between(self, items: np.ndarray, low: int | None, high: int | None) -> np.ndarray:
         y = self.years[items]

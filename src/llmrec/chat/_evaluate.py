@@ -86,8 +86,10 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
     """Play one conversation; returns its JSON record (see the module docstring)."""
     cat = world.catalog
     start = time.perf_counter()
-    sim = SimulatedUser(cat, target, history, max_turns=max_turns, seed=seed)
-    checked = CheckedUser(sim, LeakChecker.for_item(cat, target, df))
+    checker = LeakChecker.for_item(cat, target, df)
+    sim = SimulatedUser(cat, target, history, max_turns=max_turns, seed=seed,
+                        avoid=set(checker.words))
+    checked = CheckedUser(sim, checker)
     ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), list(history))
     state = ChatState(ctx, k=k, max_turns=max_turns)
     transcript: list[dict[str, Any]] = []

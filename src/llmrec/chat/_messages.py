@@ -11,6 +11,10 @@ Both parsers are rule-based over a small phrase grammar::
     user   "I don't know the director."                          -> answer director ()
     user   "No, none of those. The decade is wrong; decade: 1970s." -> reject + decade (1970s)
     user   "Yes, one of those is what I wanted!"                -> accept
+    user   "... I have to go now. Bye."                          -> (any kind) ends=True
+
+The user's side has a few phrasings of each reply (to keep clear of the target's title words);
+the parser reads them all.
 """
 
 from __future__ import annotations
@@ -94,13 +98,13 @@ def parse_reply(text: str) -> UserReply:
         attr = m.group(1)
         values = tuple(v.strip() for v in m.group(2).split(",") if v.strip())
     else:
-        dk = re.search(r"don't know the (genre|decade|director|actor)", low)
+        dk = re.search(r"(?:don't know|not sure about) the (genre|decade|director|actor)", low)
         if dk:
             attr, values = dk.group(1), ()
-    ends = low.startswith("Bye") or "I have to go" in low
-    if low.startswith("Yes"):
+    ends = bool(re.search(r"\b(Bye|Goodbye|I have to go|I'm done)\b", low))
+    if re.match(r"Yes\b", low):
         return UserReply("accept", ends=ends)
-    if low.startswith("No"):
+    if re.match(r"No\b", low):
         return UserReply("reject", attr, values or (), ends)
     if attr is not None:
         return UserReply("answer", attr, values or (), ends)

@@ -88,16 +88,16 @@ def answer_entropy(catalog, attribute: str, items: np.ndarray, weights: np.ndarr
     """Entropy (nats) of the user's answer about ``attribute`` if the target is drawn from
     ``items`` with probabilities ``weights``. An item's answer is its full value tuple, except
     for actors, where the user names one of the cast (mass spread evenly)."""
-    mass: dict[tuple[str, ...] | str, float] = defaultdict(float)
-    col = catalog.attrs[attribute]
-    for i, w in zip(items.tolist(), weights.tolist()):
-        vals = col[i]
-        if attribute == "actor" and vals:
-            for v in vals:
-                mass[v] += w / len(vals)
-        else:
-            mass[vals] += w
-    q = np.array(list(mass.values()))
+    if attribute != "actor":
+        q = np.bincount(catalog.codes(attribute)[items], weights=weights)
+    else:
+        mass: dict[tuple[str, ...] | str, float] = defaultdict(float)
+        col = catalog.attrs[attribute]
+        for i, w in zip(items.tolist(), weights.tolist()):
+            vals = col[i]
+            for v in vals or (vals,):
+                mass[v] += w / max(len(vals), 1)
+        q = np.array(list(mass.values()))
     q = q[q > 0] / q.sum()
     return float(-(q * np.log(q)).sum())
 

@@ -99,11 +99,11 @@ class SimulatedUser:
     turn: int = 0
     done: bool = False
     accepted: bool = False
-    avoid: set[str] = field(default_factory=set)
+    avoid: set[str] | None = None           # words never to say (default: distinctive words)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, self.target])
-        if not self.avoid:
+        if self.avoid is None:
             df = title_document_frequency(self.catalog.titles)
             self.avoid = distinctive_words(self.catalog.titles[self.target], df,
                                            self.catalog.n_items)
@@ -117,11 +117,20 @@ class SimulatedUser:
             vals = (vals[int(self.rng.integers(len(vals)))],)
         return vals
 
+    def _phrase(self, *options: str) -> str:
+        """The first option with no word of the target's title (the last one else)."""
+        for text in options:
+            if not set(words(text)) & self.avoid:
+                return text
+        return options[-1]
+
     def _answer(self, attribute: str) -> str:
         vals = self._say(attribute)
         if not vals:
-            return f"I don't know the {attribute}."
-        return f"I'd like {attribute}: {', '.join(vals)}."
+            return self._phrase(f"I don't know the {attribute}.",
+                                f"Not sure about the {attribute}.")
+        said = f"{attribute}: {', '.join(vals)}."
+        return self._phrase(f"I'd like {said}", f"I want {said}", f"Looking for {said}")
 
     def _wrong(self, items: list[int]) -> str:
         """The attribute the recommended items match least often, with the target's value."""
@@ -133,10 +142,11 @@ class SimulatedUser:
             share = float(np.mean(self.catalog.has_all(np.array(items), attr, vals)))
             if share < best_share:
                 best, best_share = attr, share
+        no = self._phrase("No, none of those are what I want.", "No, none of those.", "No.")
         if best is None or best_share >= 1.0:
-            return "No, none of those are what I want."
-        return (f"No, none of those are what I want. The {best} is wrong; "
-                f"{best}: {', '.join(self._say(best))}.")
+            return no
+        return no + " " + self._phrase(f"The {best} is wrong; {best}: ",
+                                       f"Wrong {best}; {best}: ") + ", ".join(self._say(best)) + "."
 
     def reply(self, agent_message: str) -> str:
         if self.done:
@@ -152,16 +162,20 @@ class SimulatedUser:
                     continue
             if self.target in items:
                 self.done = self.accepted = True
-                return "Yes, one of those is what I wanted!"
-            text = self._wrong(items) if items else "No, I don't know those."
+                return self._phrase("Yes, one of those is what I wanted!", "Yes, got it!",
+                                    "Yes!")
+            text = self._wrong(items) if items else self._phrase("No, I don't know those.",
+                                                                 "No.")
         elif isinstance(action, Ask):
             text = self._answer(action.attribute)
         else:
             assert isinstance(action, ChitChat)
-            text = "Sure. Just help me find a movie, please."
+            text = self._phrase("Sure. Just help me find a movie, please.", "Sure. Go on.",
+                                "Sure.")
         if self.turn >= self.max_turns:
             self.done = True
-            text += " I have to go now. Bye."
+            text += " " + self._phrase("I have to go now. Bye.", "I have to go. Goodbye.",
+                                       "Bye.", "I'm done.")
         return text
 
 

@@ -139,8 +139,9 @@ def retrieve_candidates(ctx: ChatContext, n: int | None = None) -> str:
         raise ToolError(f"n must be at least 1, got {n}")
     before = len(ctx.bus)
     scores = _scores(ctx)
-    blocked = set(ctx.history) | set(ctx.liked) | ctx.rejected
-    items = np.array([i for i in range(ctx.catalog.n_items) if i not in blocked], dtype=np.int64)
+    blocked = np.zeros(ctx.catalog.n_items, dtype=bool)
+    blocked[[*ctx.history, *ctx.liked, *ctx.rejected]] = True
+    items = np.flatnonzero(~blocked)
     order = np.argsort(-scores[items], kind="stable")[:n]
     ctx.bus.set("retrieve_candidates", items[order], scores[items[order]])
     return _change(before, len(ctx.bus), f"Retrieved the model's top {len(order)}")
