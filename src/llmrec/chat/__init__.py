@@ -16,7 +16,9 @@ A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize
-from ._evaluate import ChatWorld, evaluate, run_episode, sample_users, summarize
+from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
+                        summarize)
+from ._memory import EntityMemory
 from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, parse_agent,
                         parse_reply, render)
 from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, answer_entropy
@@ -26,11 +28,11 @@ from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_wo
 from ._tools import ChatContext, Retriever
 
 __all__ = [
-    "ATTRIBUTES", "QUESTIONS", "STRATEGIES", "TOOLS", "Action", "Ask", "CandidateBus",
-    "Catalog", "ChatContext", "ChatState", "ChatWorld", "ChitChat", "CheckedUser",
-    "LeakChecker", "Recommend", "Retriever", "SimulatedUser", "Strategy", "Tool", "ToolError",
-    "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
-    "distinctive_words", "evaluate", "normalize", "parse_agent", "parse_reply", "render",
-    "run_episode", "sample_users", "summarize", "title_core", "title_document_frequency",
-    "tool",
+    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
+    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "LeakChecker", "QUESTIONS",
+    "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
+    "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
+    "distinctive_words", "evaluate", "memory_entries", "normalize", "parse_agent", "parse_reply",
+    "recall", "render", "run_episode", "sample_users", "summarize", "title_core",
+    "title_document_frequency", "tool",
 ]

@@ -23,20 +23,23 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._io import atomic_write_text, write_json
 from ..data import Dataset, Split
 from ..errors import LlmrecError
-from ..models import Recommender
 from ._bus import CandidateBus
 from ._catalog import Catalog
-from ._messages import Recommend, parse_reply, render
+from ._memory import EntityMemory
+from ._messages import Recommend, UserReply, parse_reply, render
 from ._policy import ChatState, Strategy
 from ._simulator import CheckedUser, LeakChecker, SimulatedUser, title_document_frequency
 from ._tools import ChatContext, Retriever
+
+if TYPE_CHECKING:
+    from ..models import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,11 @@ def sample_users(world: ChatWorld, n: int, seed: int = 0) -> list[str]:
 
 def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[int],
                 target: int, *, max_turns: int = 5, k: int = 10, seed: int = 0,
-                df: Counter[str] | None = None) -> dict[str, Any]:
-    """Play one conversation; returns its JSON record (see the module docstring)."""
+                df: Counter[str] | None = None, memory: EntityMemory | None = None,
+                session: str = "s1") -> dict[str, Any]:
+    """Play one conversation; returns its JSON record (see the module docstring). With
+    ``memory``, the conversation starts from what the user said in earlier sessions (items
+    rejected stay excluded, stated attribute values are known) and what it says is stored."""
     cat = world.catalog
     start = time.perf_counter()
     checker = LeakChecker.for_item(cat, target, df)
@@ -92,6 +98,8 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
     checked = CheckedUser(sim, checker)
     ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), list(history))
     state = ChatState(ctx, k=k, max_turns=max_turns)
+    if memory is not None:
+        recall(memory, user, state)
     transcript: list[dict[str, Any]] = []
     hit_turn = None
     while state.turn < max_turns and not checked.done:
@@ -109,7 +117,10 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
         said = checked.reply(text)
         transcript.append({"turn": turn, "speaker": "user", "text": said, "tool_calls": [],
                            "items": []})
-        state.observe(action, parse_reply(said))
+        reply = parse_reply(said)
+        state.observe(action, reply)
+        if memory is not None:
+            memory.record(user, session, turn, memory_entries(action, reply))
     calls = Counter(t for t, _, _, _ in ctx.calls)
     return {"user": user, "target": cat.item_ids[target], "hit": hit_turn is not None,
             "hit_turn": hit_turn, "turns": hit_turn or max_turns + 1,
@@ -117,6 +128,29 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
             "tool_calls": dict(sorted(calls.items())),
             "failed_tool_calls": sum(1 for c in ctx.calls if not c[3]),
             "seconds": round(time.perf_counter() - start, 4), "transcript": transcript}
+
+
+def recall(memory: EntityMemory, user: str, state: ChatState) -> None:
+    """Start a conversation from memory: rejected items excluded, liked values known."""
+    cat = state.ctx.catalog
+    state.ctx.rejected |= {cat.index(i) for i in memory.items(user, "dislike")
+                           if i in cat.item_ids}
+    for attr, values in memory.attributes(user).items():
+        liked = tuple(sorted(v for v, s in values.items() if s == "like"))
+        if liked and attr in cat.attrs:
+            state.known[attr] = liked
+            state.asked.add(attr)
+
+
+def memory_entries(action: Any, reply: UserReply) -> list[tuple[str, str, str, str]]:
+    """What one turn teaches the entity memory: rejected items (dislike), stated attribute
+    values (like)."""
+    out: list[tuple[str, str, str, str]] = []
+    if isinstance(action, Recommend) and reply.kind == "reject":
+        out += [("item", "-", i, "dislike") for i in action.items]
+    if reply.attribute:
+        out += [("attribute", reply.attribute, v, "like") for v in reply.values]
+    return out
 
 
 def _settings(strategy: Strategy) -> dict[str, Any]:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..models import Recommender
 from ._bus import CandidateBus
 from ._catalog import Catalog
 from ._registry import ToolError, tool
+
+if TYPE_CHECKING:
+    from ..models import Recommender
 
 
 class Retriever:
