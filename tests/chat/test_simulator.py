@@ -130,3 +130,13 @@ def test_the_user_rephrases_around_words_of_its_target_title(world):
         parsed = [parse_reply(r) for r in replies]
         assert [p.kind for p in parsed] == ["answer", "answer", "reject"] and parsed[2].ends
         assert parsed[0].values == cat.values("genre", target)
+
+
+def test_max_values_names_a_true_subset_of_the_genres(world):
+    cat = world.catalog
+    multi = [(h, t) for _, h, t in world.test_users() if len(cat.values("genre", t)) >= 3][:20]
+    assert len(multi) == 20
+    for history, target in multi:
+        sim = SimulatedUser(cat, target, history, max_values=1, max_turns=10)
+        said = parse_reply(sim.reply(render(Ask("genre"), cat))).values
+        assert len(said) == 1 and said[0] in cat.values("genre", target)

@@ -86,7 +86,7 @@ def sample_users(world: ChatWorld, n: int, seed: int = 0) -> list[str]:
 def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[int],
                 target: int, *, max_turns: int = 5, k: int = 10, seed: int = 0,
                 df: Counter[str] | None = None, memory: EntityMemory | None = None,
-                session: str = "s1") -> dict[str, Any]:
+                session: str = "s1", max_values: int | None = None) -> dict[str, Any]:
     """Play one conversation; returns its JSON record (see the module docstring). With
     ``memory``, the conversation starts from what the user said in earlier sessions (items
     rejected stay excluded, stated attribute values are known) and what it says is stored."""
@@ -94,7 +94,7 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
     start = time.perf_counter()
     checker = LeakChecker.for_item(cat, target, df)
     sim = SimulatedUser(cat, target, history, max_turns=max_turns, seed=seed,
-                        avoid=set(checker.words))
+                        max_values=max_values, avoid=set(checker.words))
     checked = CheckedUser(sim, checker)
     ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), list(history))
     state = ChatState(ctx, k=k, max_turns=max_turns)
@@ -201,9 +201,10 @@ def _read_done(path: Path) -> list[dict[str, Any]]:
 
 def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 200, *,
              max_turns: int = 5, k: int = 10, out: str | Path | None = None, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             max_values: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Play one episode per user (a count draws a fixed sample with ``seed``); with ``out``,
-    append episodes to ``out/episodes.jsonl`` and skip users already there. Returns metrics."""
+    append episodes to ``out/episodes.jsonl`` and skip users already there. ``max_values``:
+    the simulated user names at most that many genres (all by default). Returns metrics."""
     if max_turns < 1 or k < 1:
         raise LlmrecError(f"max_turns and k must be at least 1 (got {max_turns}, {k})")
     chosen = sample_users(world, users, seed) if isinstance(users, int) else list(users)
@@ -212,7 +213,8 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
     if unknown:
         raise LlmrecError(f"user {unknown[0]!r} has no test case in {world.dataset.name}")
     config = {"strategy": strategy.name, "settings": _settings(strategy), "users": chosen,
-              "max_turns": max_turns, "k": k, "seed": seed, "source": world.source,
+              "max_turns": max_turns, "k": k, "seed": seed, "max_values": max_values,
+              "source": world.source,
               "catalog_attributes": list(world.catalog.attributes)}
     done: list[dict[str, Any]] = []
     path = None
@@ -244,7 +246,7 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
         for u in tqdm(todo, desc=f"chat-eval {strategy.name}", disable=not progress or None):
             h, t = cases[u]
             ep = run_episode(world, strategy, u, h, t, max_turns=max_turns, k=k, seed=seed,
-                             df=df)
+                             df=df, max_values=max_values)
             done.append(ep)
             if fh is not None:
                 fh.write(json.dumps(ep) + "\n")
@@ -257,6 +259,7 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
     done.sort(key=lambda e: order[e["user"]])
     metrics = {**summarize(done, max_turns), "strategy": strategy.name,
                "settings": _settings(strategy), "max_turns": max_turns, "k": k, "seed": seed,
+               "max_values": max_values,
                "wall_seconds_this_run": round(time.perf_counter() - start, 2),
                "resumed_users": len(finished)}
     if out is not None:

@@ -2,7 +2,8 @@
 
 :class:`SimulatedUser` stands for one test user of the project's split: it knows a hidden
 target (the user's real test item) and reads agent messages as text. It answers questions
-truthfully from the target's attributes in the :class:`Catalog`, accepts a recommendation iff
+truthfully from the target's attributes in the :class:`Catalog` (every genre of the target, or
+a random ``max_values`` of them; one actor), accepts a recommendation iff
 the target is in the list, and after a miss says that none of the items fit and which attribute
 the list got most wrong, with the target's true value. After ``max_turns`` agent turns it says
 goodbye. It never names the target: values that would repeat a distinctive word of the target's
@@ -96,6 +97,7 @@ class SimulatedUser:
     history: list[int]                      # the user's training history (item indices)
     max_turns: int = 5
     seed: int = 0
+    max_values: int | None = None           # name at most this many values (a random subset)
     turn: int = 0
     done: bool = False
     accepted: bool = False
@@ -113,8 +115,10 @@ class SimulatedUser:
         vals = self.catalog.values(attribute, self.target) if attribute in self.catalog.attrs \
             else ()
         vals = tuple(v for v in vals if not (set(words(v)) & self.avoid))
-        if attribute == "actor" and vals:
-            vals = (vals[int(self.rng.integers(len(vals)))],)
+        limit = 1 if attribute == "actor" else self.max_values
+        if limit is not None and len(vals) > limit:
+            pick = sorted(self.rng.choice(len(vals), size=limit, replace=False).tolist())
+            vals = tuple(vals[i] for i in pick)
         return vals
 
     def _phrase(self, *options: str) -> str:
@@ -134,10 +138,10 @@ class SimulatedUser:
 
     def _wrong(self, items: list[int]) -> str:
         """The attribute the recommended items match least often, with the target's value."""
-        best, best_share = None, 2.0
+        best, best_share, said = None, 2.0, {}
         for attr in ("genre", "decade", "director"):
-            vals = self._say(attr)
-            if not vals or attr not in self.catalog.attrs:
+            vals = said[attr] = self._say(attr) if attr in self.catalog.attrs else ()
+            if not vals:
                 continue
             share = float(np.mean(self.catalog.has_all(np.array(items), attr, vals)))
             if share < best_share:
@@ -146,7 +150,7 @@ class SimulatedUser:
         if best is None or best_share >= 1.0:
             return no
         return no + " " + self._phrase(f"The {best} is wrong; {best}: ",
-                                       f"Wrong {best}; {best}: ") + ", ".join(self._say(best)) + "."
+                                       f"Wrong {best}; {best}: ") + ", ".join(said[best]) + "."
 
     def reply(self, agent_message: str) -> str:
         if self.done:

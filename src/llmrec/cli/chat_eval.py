@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "--output", dest="out", required=True,
                    help="folder for config.json, episodes.jsonl (resumable), transcripts.jsonl "
                    "and metrics.json")
+    p.add_argument("--max-values", type=positive_int, default=None,
+                   help="the simulated user names at most this many genres per answer "
+                   "(default: all of the target's)")
     p.add_argument("--kg", action="store_true", help="add director/actor from the data set's "
                    "knowledge graph (.kg/.link; see docs/chat.md about ML-100K's link file)")
     p.add_argument("--confidence", type=positive_float, default=None,
@@ -46,14 +49,15 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
         strategy.confidence = args.confidence
     world = ChatWorld.from_run(args.run_dir, kg=args.kg)
     m = evaluate(world, strategy, args.users, max_turns=args.turns, k=args.k, out=args.out,
-                 seed=args.seed, progress=not args.quiet)
+                 seed=args.seed, max_values=args.max_values, progress=not args.quiet)
     if args.json:
         print_json(m)
         return 0
     hits = " ".join(f"@{t} {v:.3f}" for t, v in m["hit"].items())
     calls = ", ".join(f"{t} {c:.2f}" for t, c in m["tool_calls_per_dialogue"].items())
+    said = f", user names <= {m['max_values']} genres" if m["max_values"] else ""
     print(f"{m['strategy']} on {m['users']} users, {m['max_turns']} turns, k={m['k']}, "
-          f"seed {m['seed']}")
+          f"seed {m['seed']}{said}")
     print(f"  hit within turns : {hits}")
     print(f"  average turns    : {m['average_turns']:.2f} (miss = {m['max_turns'] + 1})")
     print(f"  leaks            : {m['leaks']}")
