@@ -67,3 +67,10 @@ def test_chat_eval_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["chat-eval", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "not a finished llmrec run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_strategy_names_of_the_parser_are_the_registry():
+    from llmrec.chat import STRATEGIES
+    from llmrec.cli.chat_eval import STRATEGY_NAMES
+
+    assert set(STRATEGY_NAMES) == set(STRATEGIES)

@@ -8,13 +8,14 @@ import argparse
 from ._common import int_range, positive_float, positive_int, print_json, seed_int
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..chat import STRATEGIES
+STRATEGY_NAMES = ("tree", "topk")       # llmrec.chat.STRATEGIES (not imported to build the parser)
 
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat-eval", help="evaluate a conversational strategy against simulated "
                        "users (hidden target = each user's test item)")
     p.add_argument("run_dir", help="a finished run folder (llmrec train) with a sequential model")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default="tree")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, default="tree")
     p.add_argument("--users", type=positive_int, default=200,
                    help="test users, a fixed sample drawn with --seed (default 200)")
     p.add_argument("--turns", type=positive_int, default=5, help="agent turns per dialogue")
@@ -38,8 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_chat_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from ..chat import STRATEGIES, ChatWorld, TreePolicy, evaluate
-    from ..errors import ConfigError
+    from ..errors import ConfigError, LlmrecError
+
+    try:
+        from ..chat import STRATEGIES, ChatWorld, TreePolicy, evaluate
+    except ImportError as e:
+        raise LlmrecError(f"chat-eval needs the chat extra ({e.name} is missing): "
+                          "pip install 'llmrec[chat]'") from None
 
     torch.set_num_threads(args.threads)
     strategy = STRATEGIES[args.strategy]()
