@@ -118,9 +118,12 @@ def test_checked_user_counts_leaks_of_a_leaky_user(world):
 
 def test_the_user_rephrases_around_words_of_its_target_title(world):
     cat = world.catalog
-    for title in ("Apocalypse Now", "Like Water for Chocolate (Como agua para chocolate)"):
+    found = 0
+    for title in ("Apocalypse Now", "Like Water For Chocolate (Como agua para chocolate)",
+                  "Mr. Wrong", "Bye Bye, Love"):
         if title not in cat.titles:
             continue
+        found += 1
         target = cat.titles.index(title)
         checked = CheckedUser(SimulatedUser(cat, target, [], max_turns=3),
                               LeakChecker.for_item(cat, target))
@@ -130,6 +133,7 @@ def test_the_user_rephrases_around_words_of_its_target_title(world):
         parsed = [parse_reply(r) for r in replies]
         assert [p.kind for p in parsed] == ["answer", "answer", "reject"] and parsed[2].ends
         assert parsed[0].values == cat.values("genre", target)
+    assert found >= 3
 
 
 def test_max_values_names_a_true_subset_of_the_genres(world):

@@ -134,7 +134,7 @@ class SimulatedUser:
             return self._phrase(f"I don't know the {attribute}.",
                                 f"Not sure about the {attribute}.")
         said = f"{attribute}: {', '.join(vals)}."
-        return self._phrase(f"I'd like {said}", f"I want {said}", f"Looking for {said}")
+        return self._phrase(f"I'd like {said}", f"I want {said}", said)
 
     def _wrong(self, items: list[int]) -> str:
         """The attribute the recommended items match least often, with the target's value."""
@@ -150,7 +150,8 @@ class SimulatedUser:
         if best is None or best_share >= 1.0:
             return no
         return no + " " + self._phrase(f"The {best} is wrong; {best}: ",
-                                       f"Wrong {best}; {best}: ") + ", ".join(said[best]) + "."
+                                       f"Another {best}; {best}: ",
+                                       f"{best}: ") + ", ".join(said[best]) + "."
 
     def reply(self, agent_message: str) -> str:
         if self.done:
