@@ -67,6 +67,20 @@ class Catalog:
                                         dtype=bool)
         return self._masks[key]
 
+    def spread(self, attribute: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flattened (item, value code, 1/len) per value of each item, an item without values
+        counting as one value of its own (code 0) (cached)."""
+        key = f"spread:{attribute}"
+        if key not in self._codes:
+            codes: dict[str, int] = {}
+            rows = [(i, codes.setdefault(v, len(codes) + 1), 1.0 / len(vs))
+                    for i, vs in enumerate(self.attrs[attribute]) for v in vs]
+            rows += [(i, 0, 1.0) for i, vs in enumerate(self.attrs[attribute]) if not vs]
+            arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            self._codes[key] = arr
+        arr = self._codes[key]
+        return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+
     def codes(self, attribute: str) -> np.ndarray:
         """(n_items,) int: one code per distinct value tuple of ``attribute`` (cached)."""
         if attribute not in self._codes:

@@ -21,7 +21,6 @@ items, no questions.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,13 +90,10 @@ def answer_entropy(catalog, attribute: str, items: np.ndarray, weights: np.ndarr
     if attribute != "actor":
         q = np.bincount(catalog.codes(attribute)[items], weights=weights)
     else:
-        mass: dict[tuple[str, ...] | str, float] = defaultdict(float)
-        col = catalog.attrs[attribute]
-        for i, w in zip(items.tolist(), weights.tolist()):
-            vals = col[i]
-            for v in vals or (vals,):
-                mass[v] += w / max(len(vals), 1)
-        q = np.array(list(mass.values()))
+        item, code, share = catalog.spread(attribute)
+        w = np.zeros(catalog.n_items)
+        w[items] = weights
+        q = np.bincount(code, weights=w[item] * share)
     q = q[q > 0] / q.sum()
     return float(-(q * np.log(q)).sum())
 
