@@ -53,3 +53,25 @@ def test_answer_entropy_on_a_hand_computed_case():
     q = np.array([0.375, 0.125, 0.25, 0.25])
     assert math.isclose(answer_entropy(cat, "actor", items, w), float(-(q * np.log(q)).sum()))
     assert answer_entropy(cat, "genre", items[:2], w[:2]) == 0.0
+
+
+def test_with_kg_attributes_the_tree_asks_about_people_and_hears_the_truth(kg_world):
+    cat = kg_world.catalog
+    people = 0
+    for user, history, target in kg_world.test_users()[:20]:
+        ep = run_episode(kg_world, TreePolicy(confidence=1.0), user, history, target,
+                         max_turns=5, k=10)
+        assert ep["leaks"] == 0
+        lines = ep["transcript"]
+        for ask, answer in zip(lines[::2], lines[1::2]):
+            if ask["text"] == "Do you have a director in mind?":
+                people += 1
+                said = answer["text"].removeprefix("I'd like director: ").rstrip(".")
+                if "don't know" not in answer["text"]:
+                    assert set(said.split(", ")) == set(cat.values("director", target))
+            elif ask["text"] == "Is there an actor you would like to see?":
+                people += 1
+                if "don't know" not in answer["text"]:
+                    actor = answer["text"].removeprefix("I'd like actor: ").rstrip(".")
+                    assert actor in cat.values("actor", target)
+    assert people >= 5

@@ -58,6 +58,7 @@ class Catalog:
         self._title_words = [frozenset(words(t)) for t in self.titles]
         self._masks: dict[tuple[str, str], np.ndarray] = {}
         self._codes: dict[str, np.ndarray] = {}
+        self._lookup: dict[str, dict[str, str]] = {}
 
     def mask(self, attribute: str, value: str) -> np.ndarray:
         """(n_items,) bool: the item has ``value`` (cached)."""
@@ -134,15 +135,18 @@ class Catalog:
 
     def vocabulary(self, attribute: str) -> list[str]:
         """Every value of ``attribute``, sorted."""
-        return sorted({v for vs in self.attrs[attribute] for v in vs})
+        key = f"vocabulary:{attribute}"
+        if key not in self._lookup:
+            self._lookup[key] = {v: v for v in sorted({v for vs in self.attrs[attribute]
+                                                        for v in vs})}
+        return list(self._lookup[key])
 
     def canonical(self, attribute: str, value: str) -> str | None:
         """The catalogue's spelling of ``value`` (case and punctuation ignored), or None."""
-        key = normalize(value)
-        for v in self.vocabulary(attribute):
-            if normalize(v) == key:
-                return v
-        return None
+        key = f"canonical:{attribute}"
+        if key not in self._lookup:
+            self._lookup[key] = {normalize(v): v for v in self.vocabulary(attribute)}
+        return self._lookup[key].get(normalize(value))
 
     # -- filters (vectorised over a set of item indices) ----------------------------------
     def has_all(self, items: np.ndarray, attribute: str, values: Iterable[str]) -> np.ndarray:
