@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from llmrec.chat import (Catalog, TopKPolicy, TreePolicy, answer_entropy, evaluate,
-                         run_episode)
+                         parse_reply, run_episode)
 
 USERS = 40
 
@@ -61,7 +61,7 @@ def test_with_kg_attributes_the_tree_asks_about_people_and_hears_the_truth(kg_wo
     for user, history, target in kg_world.test_users()[:20]:
         ep = run_episode(kg_world, TreePolicy(confidence=1.0), user, history, target,
                          max_turns=5, k=10)
-        assert ep["leaks"] == 0
+        assert ep["leaks"] == 0 and ep["failed_tool_calls"] == 0, ep["transcript"]
         lines = ep["transcript"]
         for ask, answer in zip(lines[::2], lines[1::2]):
             if ask["text"] == "Do you have a director in mind?":
@@ -69,9 +69,11 @@ def test_with_kg_attributes_the_tree_asks_about_people_and_hears_the_truth(kg_wo
                 said = answer["text"].removeprefix("I'd like director: ").rstrip(".")
                 if "don't know" not in answer["text"]:
                     assert set(said.split(", ")) == set(cat.values("director", target))
+                    assert parse_reply(answer["text"]).values == cat.values("director", target)
             elif ask["text"] == "Is there an actor you would like to see?":
                 people += 1
                 if "don't know" not in answer["text"]:
                     actor = answer["text"].removeprefix("I'd like actor: ").rstrip(".")
                     assert actor in cat.values("actor", target)
+                    assert parse_reply(answer["text"]).values == (actor,)
     assert people >= 5

@@ -86,7 +86,8 @@ class UserReply:
     ends: bool = False                     # the user said goodbye
 
 
-_VALUE = re.compile(r"\b(genre|decade|director|actor):\s*([^.;]*)")
+# values end at ";" or at a "." that ends a sentence (ids such as m.06pj8 keep their dot)
+_VALUE = re.compile(r"\b(genre|decade|director|actor):\s*(.*?)(?:;|\.(?=\s|$)|$)")
 
 
 def parse_reply(text: str) -> UserReply:
