@@ -74,3 +74,23 @@ def test_the_strategy_names_of_the_parser_are_the_registry():
     from llmrec.cli.chat_eval import STRATEGY_NAMES
 
     assert set(STRATEGY_NAMES) == set(STRATEGIES)
+
+
+def test_chat_eval_with_memory_second_session_repeats_no_rejected_item(chat_run, tmp_path):
+    from llmrec.chat import EntityMemory
+
+    mem = tmp_path / "memory.sqlite"
+    args = ["-q", "chat-eval", str(chat_run), "--strategy", "topk", "--users", "10",
+            "--turns", "2", "--memory", str(mem)]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    with EntityMemory(mem) as m:
+        rejected = {(u, i) for u in {e["user"] for e in map(
+            json.loads, (tmp_path / "one" / "episodes.jsonl").read_text().splitlines())}
+            for i in m.items(u, "dislike")}
+    assert main([*args, "--session", "s2", "--out", str(tmp_path / "two")]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "two" / "transcripts.jsonl").read_text()
+             .splitlines()]
+    second = {(x["user"], i) for x in lines for i in x["items"]}
+    assert len(rejected) >= 100 and len(second) >= 50 and not rejected & second
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["memory"] == {"path": str(mem), "session": "s2"}

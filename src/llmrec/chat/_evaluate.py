@@ -201,10 +201,13 @@ def _read_done(path: Path) -> list[dict[str, Any]]:
 
 def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 200, *,
              max_turns: int = 5, k: int = 10, out: str | Path | None = None, seed: int = 0,
-             max_values: int | None = None, progress: bool = True) -> dict[str, Any]:
+             max_values: int | None = None, memory: EntityMemory | None = None,
+             session: str = "s1", progress: bool = True) -> dict[str, Any]:
     """Play one episode per user (a count draws a fixed sample with ``seed``); with ``out``,
     append episodes to ``out/episodes.jsonl`` and skip users already there. ``max_values``:
-    the simulated user names at most that many genres (all by default). Returns metrics."""
+    the simulated user names at most that many genres (all by default). With ``memory``, each
+    conversation starts from the user's earlier sessions and is stored as ``session`` (a user
+    replayed after an interruption first forgets that session). Returns metrics."""
     if max_turns < 1 or k < 1:
         raise LlmrecError(f"max_turns and k must be at least 1 (got {max_turns}, {k})")
     chosen = sample_users(world, users, seed) if isinstance(users, int) else list(users)
@@ -214,6 +217,8 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
         raise LlmrecError(f"user {unknown[0]!r} has no test case in {world.dataset.name}")
     config = {"strategy": strategy.name, "settings": _settings(strategy), "users": chosen,
               "max_turns": max_turns, "k": k, "seed": seed, "max_values": max_values,
+              "memory": None if memory is None else {"path": str(memory.path),
+                                                     "session": session},
               "source": world.source,
               "catalog_attributes": list(world.catalog.attributes)}
     done: list[dict[str, Any]] = []
@@ -245,8 +250,10 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
     try:
         for u in tqdm(todo, desc=f"chat-eval {strategy.name}", disable=not progress or None):
             h, t = cases[u]
+            if memory is not None:
+                memory.forget(u, session)
             ep = run_episode(world, strategy, u, h, t, max_turns=max_turns, k=k, seed=seed,
-                             df=df, max_values=max_values)
+                             df=df, max_values=max_values, memory=memory, session=session)
             done.append(ep)
             if fh is not None:
                 fh.write(json.dumps(ep) + "\n")
@@ -259,7 +266,7 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
     done.sort(key=lambda e: order[e["user"]])
     metrics = {**summarize(done, max_turns), "strategy": strategy.name,
                "settings": _settings(strategy), "max_turns": max_turns, "k": k, "seed": seed,
-               "max_values": max_values,
+               "max_values": max_values, "memory": config["memory"],
                "wall_seconds_this_run": round(time.perf_counter() - start, 2),
                "resumed_users": len(finished)}
     if out is not None:

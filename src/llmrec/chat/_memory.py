@@ -93,6 +93,12 @@ class EntityMemory:
             out.setdefault(name, {})[value] = s
         return out
 
+    def forget(self, user: str, session: str) -> int:
+        """Delete one session of one user (an interrupted episode about to be replayed)."""
+        with self.conn:
+            return self.conn.execute("DELETE FROM memory WHERE user = ? AND session = ?",
+                                     (str(user), session)).rowcount
+
     def sessions(self, user: str) -> list[str]:
         rows = self.conn.execute("SELECT session, MIN(id) FROM memory WHERE user = ? "
                                  "GROUP BY session ORDER BY 2", (str(user),)).fetchall()

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-values", type=positive_int, default=None,
                    help="the simulated user names at most this many genres per answer "
                    "(default: all of the target's)")
+    p.add_argument("--memory", metavar="FILE", help="SQLite entity memory: each dialogue "
+                   "starts from the user's earlier sessions in FILE and is stored there")
+    p.add_argument("--session", default="s1", help="with --memory: this session's name")
     p.add_argument("--kg", action="store_true", help="add director/actor from the data set's "
                    "knowledge graph (.kg/.link; see docs/chat.md about ML-100K's link file)")
     p.add_argument("--confidence", type=positive_float, default=None,
@@ -42,7 +45,7 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, LlmrecError
 
     try:
-        from ..chat import STRATEGIES, ChatWorld, TreePolicy, evaluate
+        from ..chat import STRATEGIES, ChatWorld, EntityMemory, TreePolicy, evaluate
     except ImportError as e:
         raise LlmrecError(f"chat-eval needs the chat extra ({e.name} is missing): "
                           "pip install 'llmrec[chat]'") from None
@@ -53,15 +56,25 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
         if not isinstance(strategy, TreePolicy) or args.confidence > 1:
             raise ConfigError("--confidence goes with --strategy tree and is at most 1")
         strategy.confidence = args.confidence
+    if args.session != "s1" and not args.memory:
+        raise ConfigError("--session goes with --memory")
     world = ChatWorld.from_run(args.run_dir, kg=args.kg)
-    m = evaluate(world, strategy, args.users, max_turns=args.turns, k=args.k, out=args.out,
-                 seed=args.seed, max_values=args.max_values, progress=not args.quiet)
+    memory = EntityMemory(args.memory) if args.memory else None
+    try:
+        m = evaluate(world, strategy, args.users, max_turns=args.turns, k=args.k, out=args.out,
+                     seed=args.seed, max_values=args.max_values, memory=memory,
+                     session=args.session, progress=not args.quiet)
+    finally:
+        if memory is not None:
+            memory.close()
     if args.json:
         print_json(m)
         return 0
     hits = " ".join(f"@{t} {v:.3f}" for t, v in m["hit"].items())
     calls = ", ".join(f"{t} {c:.2f}" for t, c in m["tool_calls_per_dialogue"].items())
     said = f", user names <= {m['max_values']} genres" if m["max_values"] else ""
+    if m["memory"]:
+        said += f", memory session {m['memory']['session']!r}"
     print(f"{m['strategy']} on {m['users']} users, {m['max_turns']} turns, k={m['k']}, "
           f"seed {m['seed']}{said}")
     print(f"  hit within turns : {hits}")
