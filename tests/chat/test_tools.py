@@ -109,3 +109,25 @@ def test_kg_attributes_read_the_link_and_kg_files(kg_world):
     r = TOOLS["search_items"].call(ctx, {"director": cat.values("director", i)[0]})
     assert r.ok and i in ctx.bus.items.tolist()
     assert all(cat.values("director", i)[0] in cat.values("director", j) for j in ctx.bus.items)
+
+
+def test_lookup_reads_the_stored_llm_item_knowledge_of_the_run(chat_run, llmrec_home, tmp_path,
+                                                               monkeypatch):
+    from llmrec.chat import ChatWorld
+    from llmrec.knowledge import KnowledgeStore, default_store_path
+
+    home = tmp_path / "home"                       # a private home sharing the fetched data
+    home.mkdir()
+    (home / "data").symlink_to(llmrec_home / "data")
+    monkeypatch.setenv("LLMREC_HOME", str(home))
+    with KnowledgeStore(default_store_path("ml-100k")) as store:
+        store.put(key="k50", kind="item", entity="item:50", template="item@1", model={},
+                  decoding={}, prompt=[], output="{}", parsed={"summary": "A space opera."})
+        store.link([("item:50", "k50")], "item")
+    world = ChatWorld.from_run(chat_run)
+    assert world.knowledge == {"50": "summary: A space opera."}
+    ctx = ChatContext(world.catalog, world.retriever, CandidateBus.all_items(1),
+                      knowledge=world.knowledge.get)
+    assert "knowledge: summary: A space opera." in TOOLS["lookup_item"].call(
+        ctx, {"item_id": "50"}).text
+    assert "knowledge" not in TOOLS["lookup_item"].call(ctx, {"item_id": "1"}).text

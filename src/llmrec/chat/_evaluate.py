@@ -21,7 +21,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,13 +53,18 @@ class ChatWorld:
     catalog: Catalog
     retriever: Retriever
     source: str = ""
+    knowledge: dict[str, str] = field(default_factory=dict)   # raw item id -> stored LLM text
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, kg: bool = False) -> ChatWorld:
         from ..runs import open_run
 
+        from ..knowledge import stored_item_knowledge
+
         run = open_run(run_dir)
-        return cls.from_parts(run.dataset, run.split, run.model, kg=kg, source=str(run_dir))
+        world = cls.from_parts(run.dataset, run.split, run.model, kg=kg, source=str(run_dir))
+        world.knowledge = stored_item_knowledge(run.dataset.name)   # {} when none was made
+        return world
 
     @classmethod
     def from_parts(cls, dataset: Dataset, split: Split, model: Recommender, *,
@@ -96,7 +101,8 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
     sim = SimulatedUser(cat, target, history, max_turns=max_turns, seed=seed,
                         max_values=max_values, avoid=set(checker.words))
     checked = CheckedUser(sim, checker)
-    ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), list(history))
+    ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), list(history),
+                      knowledge=world.knowledge.get if world.knowledge else None)
     state = ChatState(ctx, k=k, max_turns=max_turns)
     if memory is not None:
         recall(memory, user, state)
