@@ -40,9 +40,13 @@ def test_search_narrows_the_bus_as_the_item_table_says(world):
     assert r.ok and len(ctx.bus) == horror.height
     assert f"Before: {world.catalog.n_items} candidates, after: {horror.height}" in r.text
     r = TOOLS["search_items"].call(ctx, '{"year_min": 1990, "year_max": 1999}')   # JSON text
+    assert r.ok
+    r = TOOLS["search_items"].call(ctx, {"genres": '["Horror"]'})   # a list sent as JSON text
     assert r.ok and len(ctx.bus) == horror_90s.height
     assert sorted(world.catalog.ids(ctx.bus.items)) == sorted(horror_90s["item_id"].to_list())
-    assert ctx.bus.log == [("search_items", horror.height), ("search_items", horror_90s.height)]
+    assert ctx.bus.log == [("search_items", horror.height), ("search_items", horror_90s.height),
+                           ("search_items", horror_90s.height)]
+    assert not TOOLS["search_items"].call(ctx, "[1, 2]").ok         # not an object
     star = TOOLS["search_items"].call(ctx, {"title_words": "STAR wars", "scope": "catalogue"})
     assert star.ok and "Star Wars" in [world.catalog.titles[i] for i in ctx.bus.items]
     assert all({"star", "wars"} <= set(world.catalog.titles[i].lower().split())

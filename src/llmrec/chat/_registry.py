@@ -4,7 +4,8 @@ A tool is a plain Python function ``f(ctx: ChatContext, a: int, b: str | None = 
 whose docstring's first paragraph is the tool's description and whose ``Args:`` section
 documents each argument. The input schema is a Pydantic model built from the signature (the
 context parameter, found by its name ``ctx``, is left out), as the MCP SDK's ``func_metadata``
-does; :meth:`Tool.openai_schema` gives an OpenAI function-calling entry. The same objects serve
+does; :meth:`Tool.openai_schema` gives an OpenAI function-calling entry. Arguments may come as
+a JSON object text, and a list argument as JSON text (some clients send them that way). The same objects serve
 the rule-based policies, an LLM loop and an MCP server.
 
 :meth:`Tool.call` validates the arguments (a JSON string is accepted too), runs the function and
@@ -83,7 +84,9 @@ class Tool:
         try:
             if isinstance(arguments, str):
                 arguments = json.loads(arguments or "{}")
-            args = self.input_model.model_validate(arguments or {})
+            if not isinstance(arguments, (dict, type(None))):
+                raise ValueError("arguments must be a JSON object")
+            args = self.input_model.model_validate(_unquote(arguments or {}))
             text = self.fn(ctx, **{p: getattr(args, p) for p in self.params})
         except (ToolError, KeyError, ValidationError, ValueError) as e:
             bus.restore(snap)
@@ -95,6 +98,18 @@ class Tool:
                               f"{self.name} failed: {why}; candidates unchanged ({before})")
         ctx.calls.append((self.name, before, len(bus), True))
         return ToolResult(self.name, True, text, {"before": before, "after": len(bus)})
+
+
+def _unquote(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Some clients send a list or object argument as JSON text: parse those first."""
+    out = dict(arguments)
+    for k, v in out.items():
+        if isinstance(v, str) and v.strip()[:1] in ("[", "{"):
+            try:
+                out[k] = json.loads(v)
+            except ValueError:
+                pass                        # an ordinary string that starts with a bracket
+    return out
 
 
 def _short(err: dict[str, Any]) -> str:
