@@ -77,3 +77,34 @@ def test_with_kg_attributes_the_tree_asks_about_people_and_hears_the_truth(kg_wo
                     assert actor in cat.values("actor", target)
                     assert parse_reply(answer["text"]).values == (actor,)
     assert people >= 5
+
+
+def test_the_agent_depends_on_the_target_only_through_the_users_words(world):
+    """Two hidden targets the user describes with the same words (same genres, same decade)
+    must get the same agent turns until one of them is recommended."""
+    cat = world.catalog
+    compared = 0
+    for user, history, target in world.test_users()[:40]:
+        twins = [i for i in range(cat.n_items) if i != target and i not in set(history)
+                 and cat.values("genre", i) == cat.values("genre", target)
+                 and cat.values("decade", i) == cat.values("decade", target)
+                 and not set(words_of(cat, i)) & set(words_of(cat, target))]
+        if not twins:
+            continue
+        a = run_episode(world, TreePolicy(), user, history, target)["transcript"]
+        b = run_episode(world, TreePolicy(), user, history, twins[0])["transcript"]
+        ids = {cat.item_ids[target], cat.item_ids[twins[0]]}
+        for x, y in zip(a, b):
+            if x["speaker"] == "agent":
+                assert x["text"] == y["text"], (user, x["text"], y["text"])
+                if ids & set(x["items"]):
+                    break
+            else:
+                assert x["text"] == y["text"]
+        compared += 1
+    assert compared >= 20
+
+
+def words_of(cat, item):
+    from llmrec.chat import normalize
+    return normalize(cat.titles[item]).split()
