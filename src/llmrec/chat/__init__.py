@@ -15,7 +15,7 @@ A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
 
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
-from ._catalog import ATTRIBUTES, Catalog, normalize
+from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._memory import EntityMemory
@@ -24,7 +24,7 @@ from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, 
 from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, answer_entropy
 from ._registry import TOOLS, Tool, ToolError, ToolResult, tool
 from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_words,
-                         title_core, title_document_frequency)
+                         title_document_frequency)
 from ._tools import ChatContext, Retriever
 
 __all__ = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,12 @@ def words(text: str) -> list[str]:
     return normalize(text).split()
 
 
+def title_core(title: str) -> str:
+    """A title without a trailing ``(year)``, normalised (``"Godfather, The (1972)"`` ->
+    ``"godfather the"``)."""
+    return normalize(re.sub(r"\(\s*\d{4}\s*\)\s*$", "", title))
+
+
 @dataclass
 class Catalog:
     """Attributes per item index (see the module docstring). ``values(attr, i)`` is a tuple."""
@@ -59,6 +66,13 @@ class Catalog:
         self._masks: dict[tuple[str, str], np.ndarray] = {}
         self._codes: dict[str, np.ndarray] = {}
         self._lookup: dict[str, dict[str, str]] = {}
+        self._df: Counter[str] | None = None
+
+    def title_df(self) -> Counter[str]:
+        """In how many titles each normalised title word appears (cached)."""
+        if self._df is None:
+            self._df = Counter(w for t in self.titles for w in set(words(title_core(t))))
+        return self._df
 
     def mask(self, attribute: str, value: str) -> np.ndarray:
         """(n_items,) bool: the item has ``value`` (cached)."""

@@ -35,7 +35,7 @@ from ._catalog import Catalog
 from ._memory import EntityMemory
 from ._messages import Recommend, UserReply, parse_reply, render
 from ._policy import ChatState, Strategy
-from ._simulator import CheckedUser, LeakChecker, SimulatedUser, title_document_frequency
+from ._simulator import CheckedUser, LeakChecker, SimulatedUser
 from ._tools import ChatContext, Retriever
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def evaluate(world: ChatWorld, strategy: Strategy, users: int | Sequence[str] = 
     todo = [u for u in chosen if u not in finished]
     if finished:
         log.info("resuming: %d of %d users done", len(finished), len(chosen))
-    df = title_document_frequency(world.catalog.titles)
+    df = world.catalog.title_df()
     start = time.perf_counter()
     from tqdm import tqdm
 

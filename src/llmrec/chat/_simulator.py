@@ -18,14 +18,13 @@ normalising case, accents, punctuation and a trailing year. :class:`CheckedUser`
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._catalog import Catalog, normalize, words
+from ._catalog import Catalog, normalize, title_core, words
 from ._messages import Ask, ChitChat, Recommend, parse_agent
 
 STOPWORDS = frozenset("""a an the and or of in on at to for from with by as is it its be are was
@@ -34,14 +33,8 @@ did so too very can will just but if then than there here what which who whom ho
 all any some one two la le les el los las de del der die das des du et und ii iii iv s t""".split())
 
 
-def title_core(title: str) -> str:
-    """A title without a trailing ``(year)``, normalised (``"Godfather, The (1972)"`` ->
-    ``"godfather the"``)."""
-    return normalize(re.sub(r"\(\s*\d{4}\s*\)\s*$", "", title))
-
-
 def title_document_frequency(titles: Sequence[str]) -> Counter[str]:
-    """In how many titles each normalised word appears."""
+    """In how many titles each normalised word appears (:meth:`Catalog.title_df` caches it)."""
     return Counter(w for t in titles for w in set(words(title_core(t))))
 
 
@@ -71,7 +64,7 @@ class LeakChecker:
     @classmethod
     def for_item(cls, catalog: Catalog, item: int,
                  df: Counter[str] | None = None) -> LeakChecker:
-        df = df if df is not None else title_document_frequency(catalog.titles)
+        df = df if df is not None else catalog.title_df()
         return cls(catalog.titles[item], catalog.item_ids[item], df, catalog.n_items)
 
     def leaks(self, text: str) -> list[str]:
@@ -106,7 +99,7 @@ class SimulatedUser:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, self.target])
         if self.avoid is None:
-            df = title_document_frequency(self.catalog.titles)
+            df = self.catalog.title_df()
             self.avoid = distinctive_words(self.catalog.titles[self.target], df,
                                            self.catalog.n_items)
 
