@@ -1,0 +1,38 @@
+"""Conversational recommendation: typed tools, a candidate bus, strategies, a leak-safe
+simulated user and the evaluation over them (issue #20).
+
+    >>> from llmrec.chat import ChatWorld, TreePolicy, evaluate
+    >>> world = ChatWorld.from_run("runs/sasrec-ml-100k")                   # doctest: +SKIP
+    >>> metrics = evaluate(world, TreePolicy(), users=200, max_turns=5, k=10,
+    ...                    out="chat-eval/tree")                              # doctest: +SKIP
+    >>> metrics["hit"]["5"], metrics["average_turns"], metrics["leaks"]      # doctest: +SKIP
+
+Tools (:data:`TOOLS`, each with ``json_schema()`` / ``openai_schema()`` and ``call(ctx, args)``)
+work on a :class:`ChatContext`, whose :class:`CandidateBus` carries the item ids between them.
+A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
+(:class:`Ask` / :class:`Recommend` / :class:`ChitChat`).
+"""
+
+from . import _tools  # noqa: F401  (registers the tools)
+from ._bus import CandidateBus
+from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
+from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
+                        summarize)
+from ._memory import EntityMemory
+from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, parse_agent,
+                        parse_reply, render)
+from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, answer_entropy
+from ._registry import TOOLS, Tool, ToolError, ToolResult, tool
+from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_words,
+                         title_document_frequency)
+from ._tools import ChatContext, Retriever
+
+__all__ = [
+    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
+    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "LeakChecker", "QUESTIONS",
+    "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
+    "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
+    "distinctive_words", "evaluate", "memory_entries", "normalize", "parse_agent", "parse_reply",
+    "recall", "render", "run_episode", "sample_users", "summarize", "title_core",
+    "title_document_frequency", "tool",
+]

@@ -1,0 +1,87 @@
+"""``llmrec chat-eval RUN_DIR --strategy tree|topk --users 200 --turns 5 --k 10 --out DIR``:
+play simulated conversations with a trained run's test users and print the metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import int_range, positive_float, positive_int, print_json, seed_int
+
+
+STRATEGY_NAMES = ("tree", "topk")       # llmrec.chat.STRATEGIES (not imported to build the parser)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat-eval", help="evaluate a conversational strategy against simulated "
+                       "users (hidden target = each user's test item)")
+    p.add_argument("run_dir", help="a finished run folder (llmrec train) with a sequential model")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, default="tree")
+    p.add_argument("--users", type=positive_int, default=200,
+                   help="test users, a fixed sample drawn with --seed (default 200)")
+    p.add_argument("--turns", type=positive_int, default=5, help="agent turns per dialogue")
+    p.add_argument("--k", type=positive_int, default=10, help="items per recommendation")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--out", "--output", dest="out", required=True,
+                   help="folder for config.json, episodes.jsonl (resumable), transcripts.jsonl "
+                   "and metrics.json")
+    p.add_argument("--max-values", type=positive_int, default=None,
+                   help="the simulated user names at most this many genres per answer "
+                   "(default: all of the target's)")
+    p.add_argument("--memory", metavar="FILE", help="SQLite entity memory: each dialogue "
+                   "starts from the user's earlier sessions in FILE and is stored there")
+    p.add_argument("--session", default="s1", help="with --memory: this session's name")
+    p.add_argument("--kg", action="store_true", help="add director/actor from the data set's "
+                   "knowledge graph (.kg/.link; see docs/chat.md about ML-100K's link file)")
+    p.add_argument("--confidence", type=positive_float, default=None,
+                   help="tree: recommend once the top k hold this share of score mass")
+    p.add_argument("--threads", type=int_range(1, 64), default=1, help="torch threads")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
+    p.set_defaults(func=cmd_chat_eval)
+
+
+def cmd_chat_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..errors import ConfigError, LlmrecError
+
+    try:
+        from ..chat import STRATEGIES, ChatWorld, EntityMemory, TreePolicy, evaluate
+    except ImportError as e:
+        raise LlmrecError(f"chat-eval needs the chat extra ({e.name} is missing): "
+                          "pip install 'llmrec[chat]'") from None
+
+    torch.set_num_threads(args.threads)
+    strategy = STRATEGIES[args.strategy]()
+    if args.confidence is not None:
+        if not isinstance(strategy, TreePolicy) or args.confidence > 1:
+            raise ConfigError("--confidence goes with --strategy tree and is at most 1")
+        strategy.confidence = args.confidence
+    if args.session != "s1" and not args.memory:
+        raise ConfigError("--session goes with --memory")
+    world = ChatWorld.from_run(args.run_dir, kg=args.kg)
+    memory = EntityMemory(args.memory) if args.memory else None
+    try:
+        m = evaluate(world, strategy, args.users, max_turns=args.turns, k=args.k, out=args.out,
+                     seed=args.seed, max_values=args.max_values, memory=memory,
+                     session=args.session, progress=not args.quiet)
+    finally:
+        if memory is not None:
+            memory.close()
+    if args.json:
+        print_json(m)
+        return 0
+    hits = " ".join(f"@{t} {v:.3f}" for t, v in m["hit"].items())
+    calls = ", ".join(f"{t} {c:.2f}" for t, c in m["tool_calls_per_dialogue"].items())
+    said = f", user names <= {m['max_values']} genres" if m["max_values"] else ""
+    if m["memory"]:
+        said += f", memory session {m['memory']['session']!r}"
+    print(f"{m['strategy']} on {m['users']} users, {m['max_turns']} turns, k={m['k']}, "
+          f"seed {m['seed']}{said}")
+    print(f"  hit within turns : {hits}")
+    print(f"  average turns    : {m['average_turns']:.2f} (miss = {m['max_turns'] + 1})")
+    print(f"  leaks            : {m['leaks']}")
+    print(f"  tool calls/dialog: {calls} ({m['failed_tool_calls']} failed in all)")
+    print(f"  time             : {m['episode_seconds']:.1f} s in episodes, "
+          f"{m['wall_seconds_this_run']:.1f} s this run ({m['resumed_users']} users resumed)")
+    print(f"\nwritten to {args.out}")
+    return 0
