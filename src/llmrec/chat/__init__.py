@@ -18,6 +18,7 @@ from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
+from ._mcp import build_server, conversation_context, served_tool_names
 from ._memory import EntityMemory
 from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, parse_agent,
                         parse_reply, render)
@@ -32,6 +33,7 @@ __all__ = [
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
+    "build_server", "conversation_context", "served_tool_names",
     "distinctive_words", "evaluate", "memory_entries", "normalize", "parse_agent", "parse_reply",
     "recall", "render", "run_episode", "sample_users", "summarize", "title_core",
     "title_document_frequency", "tool",
