@@ -224,6 +224,12 @@ def _check_causal_lm_folder(path: Path) -> None:
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ConfigError(f"{path}: model_type {config.model_type!r} is not a causal "
                           "language model (transformers has no AutoModelForCausalLM for it)")
+    # an encoder checkpoint (architectures ["BertModel"]) would load with a random LM head
+    heads = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    archs = list(getattr(config, "architectures", None) or [])
+    if archs and not heads.intersection(archs):
+        raise ConfigError(f"{path}: architectures {archs} hold no causal language-model head "
+                          f"(e.g. {MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]})")
 
 
 def _converted_gguf(path: Path, cache: Path, name: str) -> tuple[Path, dict[str, Any]]:
