@@ -35,17 +35,15 @@ def test_packaged_model_is_smollm2_135m_in_float32(base_lm: LM, lm_cache: Path) 
     assert "Paris" in answer
 
 
+@pytest.mark.slow
 def test_torch_and_llama_cpp_agree_on_greedy_next_tokens(base_lm: LM, ml100k) -> None:
     """100 prompts (80 plain, 20 chat-templated) about ML-100K movies, the same token ids into
     both engines: the torch argmax equals llama.cpp's greedy token on >= 95% of them."""
     titles = display_titles(load_dataset("ml-100k"))
     picked = titles[::len(titles) // 100][:100]
-    texts = []
-    for k, t in enumerate(picked):
-        if k % 5 == 4:
-            texts.append(base_lm.chat_text(f"Describe the movie {t} in one sentence."))
-        else:
-            texts.append(FRAMES[k % 5].format(t=t))
+    # plain prompts first, then the chat ones: llama.cpp reuses the shared chat prefix's KV
+    texts = [FRAMES[k % len(FRAMES)].format(t=t) for k, t in enumerate(picked[:80])]
+    texts += [base_lm.chat_text(f"Describe the movie {t} in one sentence.") for t in picked[80:]]
     ids = [base_lm.tokenizer(x, add_special_tokens=False)["input_ids"] for x in texts]
     torch_next = base_lm.next_token_logits(texts).argmax(-1).tolist()
     server = start_server(LocalConfig(threads=1, n_ctx=512))

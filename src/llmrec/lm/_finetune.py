@@ -211,6 +211,7 @@ def finetune(lm: LM, examples: Sequence[Example], config: FinetuneConfig | None 
         raise ConfigError("fine-tuning needs at least one example")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)                  # LoRA's initial A, dropout masks
     if lm.adapter is None:
         if cfg.mode == "lora":
             apply_lora(lm, cfg.lora())
@@ -233,7 +234,6 @@ def finetune(lm: LM, examples: Sequence[Example], config: FinetuneConfig | None 
     params = trainable_parameters(lm)
     optimizer = torch.optim.AdamW([p for _, p in params], lr=cfg.learning_rate,
                                   weight_decay=cfg.weight_decay)
-    torch.manual_seed(cfg.seed)
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "tokens": 0, "history": []}
     folder = Path(run_dir) if run_dir else None
     resumed_from = None
