@@ -32,7 +32,7 @@ def main() -> None:
         text = " ".join(words[(k + j) % len(words)] for j in range(200))
         ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"][:88]
         examples.append(Example(lm.tokenizer.decode(ids), "Toy Story (1995)"))
-    cfg = FinetuneConfig(batch_size=8, micro_batch_size=8, max_steps=args.steps, chat=False,
+    cfg = FinetuneConfig(batch_size=8, micro_batch_size=8, epochs=args.steps, chat=False,
                          max_seq_len=96, progress=False, log_every=1)
     result = finetune(lm, examples, cfg)
     steps = [b["seconds"] - a["seconds"] for a, b in zip(result.history, result.history[1:])]

@@ -33,3 +33,15 @@ def base_lm(lm_cache: Path) -> LM:
 def fresh_lm(lm_cache: Path, base_lm: LM) -> Callable[[], LM]:
     """A factory of new copies of the packaged model (from the conversion cache)."""
     return lambda: load_lm(cache_dir=lm_cache)
+
+
+@pytest.fixture(autouse=True)
+def restore_llmrec_logger():
+    """``llmrec.cli.main`` points the llmrec logger at the (captured) stderr of its test; put
+    the logger back so later tests do not log into a closed capture stream."""
+    import logging
+
+    logger = logging.getLogger("llmrec")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

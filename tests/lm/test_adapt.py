@@ -109,5 +109,7 @@ def test_lora_memorises_new_token_answers_and_reloads_exactly(
     texts = [ex.prompt + " " + ex.answer for ex in MEMORISE]
     reloaded = load_adapter(tmp_path / "run", cache_dir=lm_cache)
     assert reloaded.new_tokens == sorted(CODES) and reloaded.adapter["r"] == 8
+    assert reloaded.source["name"] == "smollm2-135m-instruct"
+    assert len(list((lm_cache / "gguf").iterdir())) == 1          # no second conversion
     assert torch.equal(reloaded.next_token_logits(texts), lm.next_token_logits(texts))
     assert (tmp_path / "run" / "adapter.safetensors").stat().st_size < 3e6   # no full matrices

@@ -5,7 +5,7 @@
 weights by ``transformers`` with the ``gguf`` package. That conversion parses the whole GGUF
 (tokenizer included) and costs 15-90 s on 2 busy cores, so its result is cached as a plain
 Hugging Face folder (``model.safetensors``, ``config.json``, tokenizer files) under
-``$LLMREC_HOME/lm/gguf/<name>-<key>``, keyed by the GGUF's SHA-256 and the versions of
+``$LLMREC_HOME/lm/gguf/<key>``, keyed by the GGUF's SHA-256 and the versions of
 ``transformers`` and ``gguf``; later loads read that folder in about a second.
 
 Devices: ``device=None`` picks CUDA when present, else the CPU. Weights stay float32 unless
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_directory, content_hash, corrupt_file, llmrec_home, write_json
-from ..errors import ConfigError
+from ..errors import ConfigError, LlmrecError
 from ..llm import packaged_model_path
 from ..llm.local import PACKAGED_MODEL_NAME, file_sha256
 
@@ -168,7 +168,7 @@ def load_lm(source: str | Path | None = None, *, device: str | torch.device | No
     else:
         path = Path(source).expanduser()
         if path.is_file() and path.suffix == ".gguf":
-            folder, desc = _converted_gguf(path, cache, path.stem)
+            folder, desc = _converted_gguf(path, cache, _gguf_name(path))
         elif path.is_dir():
             _check_causal_lm_folder(path)
             folder, desc = path, {"kind": "folder", "path": str(path.resolve())}
@@ -244,7 +244,7 @@ def _converted_gguf(path: Path, cache: Path, name: str) -> tuple[Path, dict[str,
     key = content_hash({"gguf": sha, "transformers": tf.__version__,
                         "gguf_package": getattr(gguf, "__version__", "?")})[:16]
     desc = {"kind": "gguf", "name": name, "path": str(path), "sha256": sha}
-    folder = cache / "gguf" / f"{name}-{key}"
+    folder = cache / "gguf" / key          # by content: any path to the same file shares it
     if (folder / "llmrec.json").is_file():
         return folder, desc
     start = time.perf_counter()
@@ -269,6 +269,16 @@ def _converted_gguf(path: Path, cache: Path, name: str) -> tuple[Path, dict[str,
                                          "seconds": round(time.perf_counter() - start, 1)})
     log.info("converted %s in %.1fs", path.name, time.perf_counter() - start)
     return folder, desc
+
+
+def _gguf_name(path: Path) -> str:
+    """The packaged model's name for the packaged file (wherever it is reached from), else the
+    file's stem."""
+    try:
+        packaged = packaged_model_path()
+    except LlmrecError:
+        return path.stem
+    return PACKAGED_MODEL_NAME if path.resolve() == packaged.resolve() else path.stem
 
 
 def _first_line(e: BaseException) -> str:
