@@ -87,7 +87,10 @@ def apply_lora(lm: LM, options: LoraOptions = LoraOptions()) -> LM:
     else is frozen. A target name that matches no module is a ConfigError naming it."""
     if lm.adapter is not None:
         raise ConfigError(f"the model already has an adapter ({lm.adapter['mode']})")
-    from peft import LoraConfig, get_peft_model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ConfigError("LoRA needs the peft package: pip install 'llmrec[lm]'") from None
 
     names = {n.rsplit(".", 1)[-1] for n, m in lm.model.named_modules()
              if isinstance(m, torch.nn.Linear)}

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,17 +283,3 @@ def _gguf_name(path: Path) -> str:
 def _first_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text[:200] if text else type(e).__name__
-
-
-@contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (None: unchanged)."""
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
