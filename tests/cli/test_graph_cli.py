@@ -59,3 +59,21 @@ def test_bad_option_is_one_line():
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "num_layers must be in 1..16 (0 layers is matrix factorisation" in lines[0]
+
+
+def test_serving_uses_learned_user_vectors_and_folds_in_histories(lightgcn_run):
+    import numpy as np
+
+    from llmrec.serve import ServeConfig, Service, load_artifacts
+
+    run, _ = lightgcn_run
+    art = load_artifacts(run, ServeConfig(item_vectors="model"))
+    model, ds = art.run.model, art.dataset
+    u = ds.users.index("1")
+    history = ds.interactions.sequence(u)
+    expected = model.score([history], np.array([u]))[0].numpy()
+    np.testing.assert_allclose(art.user_scores[u], expected, rtol=1e-5)   # the learned vector
+    service = Service(art)
+    for request in ({"user_id": "1"}, {"history": ds.items.ids[history[:5]].tolist()}):
+        items = [r["item_id"] for r in service.recommend(n=5, **request)["items"]]
+        assert len(set(items)) == 5 and not set(items) & set(ds.items.ids[history].tolist())
