@@ -74,6 +74,7 @@ def test_serving_uses_learned_user_vectors_and_folds_in_histories(lightgcn_run):
     expected = model.score([history], np.array([u]))[0].numpy()
     np.testing.assert_allclose(art.user_scores[u], expected, rtol=1e-5)   # the learned vector
     service = Service(art)
-    for request in ({"user_id": "1"}, {"history": ds.items.ids[history[:5]].tolist()}):
+    explicit = {"history": ds.items.ids[history[:5]].tolist()}
+    for request, seen in (({"user_id": "1"}, history), (explicit, history[:5])):
         items = [r["item_id"] for r in service.recommend(n=5, **request)["items"]]
-        assert len(set(items)) == 5 and not set(items) & set(ds.items.ids[history].tolist())
+        assert len(set(items)) == 5 and not set(items) & set(ds.items.ids[seen].tolist())
