@@ -80,7 +80,6 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, n_items: int,
     """
     users = np.asarray(users, dtype=np.int64)[:, None]
     neg = rng.integers(0, n_items, size=(len(users), k))
-    bad = np.ones(neg.shape, dtype=bool)
     for _ in range(max_rounds):
         keys = users * n_items + neg
         pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
@@ -176,11 +175,10 @@ class PairwiseRecommender(Recommender):
     def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         user_emb, item_emb = self.final_embeddings()
         B = len(histories)
-        known = np.zeros(B, bool)
-        if users is not None:
-            u = np.asarray(users, dtype=np.int64)
-            inside = (u >= 0) & (u < self.n_users)
-            known[inside] = self.known_users[u[inside]]
+        u = np.full(B, -1, np.int64) if users is None else np.asarray(users, dtype=np.int64)
+        known = np.zeros(B, bool)                       # rows scored with a learned vector
+        inside = (u >= 0) & (u < self.n_users)
+        known[inside] = self.known_users[u[inside]]
         queries = torch.empty(B, item_emb.shape[1])                       # (B, D)
         if known.any():
             queries[torch.from_numpy(known)] = user_emb[torch.from_numpy(u[known])]
