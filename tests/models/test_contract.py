@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
-from llmrec.models import BERT4Rec, GRU4Rec, HSTU, MODELS, Pop, SASRec
+from llmrec.models import BERT4Rec, BPR, GRU4Rec, HSTU, MODELS, LightGCN, Pop, SASRec
 from llmrec.testing import RecommenderContract
 
 SMALL = dict(embedding_size=32, max_seq_len=20, batch_size=32, patience=50, dropout=0.1)
 
 
 def test_every_registered_model_has_a_contract_test():
-    tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec, TestHSTU)}
+    tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec, TestHSTU,
+                                    TestBPR, TestLightGCN)}
     tested.add("tiger")                 # tests/models/test_tiger.py::TestTIGERContract
     assert tested == set(MODELS)
 
@@ -69,6 +70,26 @@ class TestBERT4Rec(RecommenderContract):
 
     def make_model(self, **overrides):
         return BERT4Rec(**{**SMALL, "epochs": 100, "learning_rate": 5e-3, **overrides})
+
+
+class TestBPR(RecommenderContract):
+    """User-based: it cannot order a chain (tests/models/test_graph.py checks what it does
+    learn: two user groups with disjoint items)."""
+
+    model = "bpr"
+    learns_chains = False
+
+    def make_model(self, **overrides):
+        return BPR(**{"embedding_size": 16, "batch_size": 128, "learning_rate": 1e-2,
+                      "epochs": 20, **overrides})
+
+
+class TestLightGCN(TestBPR):
+    model = "lightgcn"
+
+    def make_model(self, **overrides):
+        return LightGCN(**{"embedding_size": 16, "batch_size": 128, "learning_rate": 1e-2,
+                           "epochs": 20, **overrides})
 
 
 def chain_vectors(n_items=30, dim=12, seed=1):

@@ -2,8 +2,10 @@
 
 from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
+from .bpr import BPR, BPRConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
 from .hstu import HSTU, HSTUConfig
+from .lightgcn import LightGCN, LightGCNConfig
 from .pop import Pop
 from .sasrec import SASRec, SASRecConfig
 from .tiger import TIGER, TIGERConfig
@@ -15,9 +17,11 @@ MODELS: dict[str, type[Recommender]] = {
     "bert4rec": BERT4Rec,
     "hstu": HSTU,
     "tiger": TIGER,
+    "bpr": BPR,
+    "lightgcn": LightGCN,
 }
 
-__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "GRU4Rec", "GRU4RecConfig", "HSTU",
-           "HSTUConfig", "Pop",
+__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
+           "GRU4RecConfig", "HSTU", "HSTUConfig", "LightGCN", "LightGCNConfig", "Pop",
            "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]
