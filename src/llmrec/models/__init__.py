@@ -1,5 +1,6 @@
 """Recommenders: one file per model, one contract (:class:`Recommender`), one registry."""
 
+from .autograph import AutoGraph, AutoGraphConfig
 from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
 from .bpr import BPR, BPRConfig
@@ -19,9 +20,10 @@ MODELS: dict[str, type[Recommender]] = {
     "tiger": TIGER,
     "bpr": BPR,
     "lightgcn": LightGCN,
+    "autograph": AutoGraph,
 }
 
-__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
+__all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
            "GRU4RecConfig", "HSTU", "HSTUConfig", "LightGCN", "LightGCNConfig", "Pop",
            "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]
