@@ -39,19 +39,12 @@ from llmrec.data import Preprocessing, leave_one_out, load_dataset
 from llmrec.errors import LlmrecError
 from llmrec.eval import evaluate
 from llmrec.models import AutoGraph
+from llmrec.models.autograph import mean_vectors
 from llmrec.stats import significance_rows, significance_table
 from llmrec.tokenize.dataset import text_vectors
 
 VARIANTS = ("lightgcn", "autograph-text", "autograph-text-shuffled", "autograph-knowledge")
 FROZEN = Path(__file__).parent / "configs" / "ml-100k" / "lightgcn.toml"
-
-
-def user_vectors(items: np.ndarray, train) -> np.ndarray:
-    """(U, D) mean of each user's training-item vectors (zeros for a user without any)."""
-    out = np.zeros((train.n_users, items.shape[1]), np.float64)
-    np.add.at(out, train.user, items[train.item])
-    counts = np.bincount(train.user, minlength=train.n_users)[:, None]
-    return (out / np.maximum(counts, 1)).astype(np.float32)
 
 
 def vectors_for(variant: str, ds, split, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -60,7 +53,7 @@ def vectors_for(variant: str, ds, split, seed: int) -> tuple[np.ndarray, np.ndar
     items = text_vectors(ds, "minilm", knowledge=variant == "autograph-knowledge")
     if variant.endswith("-shuffled"):
         items = items[np.random.default_rng(seed).permutation(len(items))]
-    return user_vectors(items, split.train), items
+    return mean_vectors(items, split.train), items
 
 
 def run_one(variant: str, seed: int, ds, split, options: dict, out: Path) -> dict:

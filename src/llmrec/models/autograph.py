@@ -47,6 +47,7 @@ from ._pairwise import PairwiseConfig, PairwiseRecommender
 from .lightgcn import _SymmetricSpMM, normalized_adjacency
 
 BACKBONES = ("lightgcn", "bpr")
+KNOWLEDGE = ("text", "knowledge")
 
 
 @dataclass
@@ -56,9 +57,15 @@ class AutoGraphConfig(PairwiseConfig):
     levels: int = 3                  # RQ levels of the user and of the item quantiser
     codebook_size: int = 16          # codes per level (factor nodes per level and side)
     use_factors: bool = True         # false: the backbone alone (ablation)
+    # where vectors come from when set_knowledge was not called (llmrec train): "text" =
+    # the items' metadata texts through the packaged sentence encoder, "knowledge" = text plus
+    # the stored LLM item knowledge; user vectors = mean of the user's training-item vectors
+    knowledge: str = "text"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.knowledge not in KNOWLEDGE:
+            raise ConfigError(f"knowledge must be one of {KNOWLEDGE}, not {self.knowledge!r}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
         for name, low, high in (("num_layers", 1, 16), ("levels", 1, 8),
@@ -77,6 +84,14 @@ def factor_codes(vectors: np.ndarray, levels: int, codebook_size: int, seed: int
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     size = min(codebook_size, len(x))
     return RQKMeans(levels=levels, codebook_size=size, seed=seed).fit(x).codes_
+
+
+def mean_vectors(item_vectors: np.ndarray, train: Any) -> np.ndarray:
+    """(U, D) mean of each user's training-item vectors (zeros for a user without any)."""
+    out = np.zeros((train.n_users, item_vectors.shape[1]), np.float64)
+    np.add.at(out, train.user, item_vectors[train.item])
+    counts = np.bincount(train.user, minlength=train.n_users)[:, None]
+    return (out / np.maximum(counts, 1)).astype(np.float32)
 
 
 class AutoGraphModule(nn.Module):
@@ -139,6 +154,17 @@ class AutoGraph(PairwiseRecommender):
         self.user_vectors, self.item_vectors = user_vectors, item_vectors
         return self
 
+    def prepare(self, dataset: Any, split: Any) -> None:
+        """Vectors from the data set when none were set (how ``llmrec train`` runs it): item
+        vectors per ``config.knowledge``; a user's vector is the mean of the vectors of the
+        items in that user's training split only."""
+        if not self.config.use_factors or self.item_vectors is not None:
+            return
+        from ..tokenize.dataset import text_vectors
+
+        items = text_vectors(dataset, knowledge=self.config.knowledge == "knowledge")
+        self.set_knowledge(mean_vectors(items, split.train), items)
+
     def _quantise(self) -> None:
         cfg = self.config
         self.user_codes = np.full((self.n_users, cfg.levels), -1, np.int64)
@@ -147,7 +173,8 @@ class AutoGraph(PairwiseRecommender):
             return
         if self.user_vectors is None and self.item_vectors is None:
             raise ConfigError("autograph needs knowledge vectors: call set_knowledge(user_vectors,"
-                              " item_vectors) before fit, or set use_factors = false")
+                              " item_vectors) or prepare(dataset, split) before fit (llmrec "
+                              "train does), or set use_factors = false")
         for side, vectors, n, out in (("user", self.user_vectors, self.n_users, self.user_codes),
                                       ("item", self.item_vectors, self.n_items, self.item_codes)):
             if vectors is None:
