@@ -22,6 +22,7 @@ Training the same config again is a cache hit; an interrupted run resumes from i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,7 +48,7 @@ from .data import REGISTRY, Dataset, Preprocessing, Split, load_dataset, make_sp
 from .errors import ConfigError, CorruptFileError, DataError, LlmrecError, UnknownUserError
 from .eval import BEYOND, DEFAULT_KS, Catalogue, evaluate, write_per_user
 from .models import MODELS, Recommender, load_model
-from .train import ModelConfig
+from .train import ModelConfig, barrier, init_from_env, is_main
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +298,23 @@ class RunResult:
     cached: bool
 
 
+def write_run_info(run_dir: Path, cfg: RunConfig, ds: Dataset, split: Split) -> None:
+    """``config.toml`` and ``run.json`` (what the run is and which data it saw)."""
+    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg.to_dict()))
+    write_json(run_dir / "run.json", {
+        "config_hash": cfg.hash(), "model": cfg.model, "dataset": ds.name,
+        "data_fingerprint": fingerprint(ds), "n_users": ds.n_users, "n_items": ds.n_items,
+        "split": split.summary(), "seed": cfg.model_config.seed, "llmrec": __version__,
+        "torch": torch.__version__, "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
 def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool = False,
               progress: bool = True) -> RunResult:
-    """Train, evaluate and save one run (see the module docstring)."""
+    """Train, evaluate and save one run (see the module docstring). Under ``torchrun`` every
+    rank trains its shard (:mod:`llmrec.train`); rank 0 alone writes the run folder and scores
+    the test split, and the other ranks return a result with empty ``metrics``."""
+    main = not init_from_env() or is_main()
     cfg, data = resolve_time_order(cfg)
     run_dir = Path(output).expanduser() if output else default_run_dir(cfg)
     cfg_hash = cfg.hash()
@@ -319,27 +334,23 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
             metrics = read_json_file(run_dir / "metrics.json",
                                      f"delete it to evaluate the run again, or {fix}")
             return RunResult(run_dir, metrics, True)
-    if force:
+    if force and main:
         for name in ("checkpoint.safetensors", "best.safetensors", "train_log.jsonl",
                      "metrics.json", "metrics.md"):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "per_user", ignore_errors=True)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with log_to(run_dir / "log.jsonl"):
+    with log_to(run_dir / "log.jsonl") if main else contextlib.nullcontext():
         try:
             ds, split = data or prepare(cfg)
         except BaseException:
             if created:                  # a data error leaves no half-made run folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        atomic_write_text(run_dir / "config.toml", dumps_toml(cfg.to_dict()))
-        write_json(info_path, {
-            "config_hash": cfg_hash, "model": cfg.model, "dataset": ds.name,
-            "data_fingerprint": fingerprint(ds), "n_users": ds.n_users, "n_items": ds.n_items,
-            "split": split.summary(), "seed": cfg.model_config.seed, "llmrec": __version__,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        if main:
+            write_run_info(run_dir, cfg, ds, split)
+        barrier()
         log.info("training %s on %s (%d users, %d items, %s)", cfg.model, ds.name, ds.n_users,
                  ds.n_items, split.summary(), extra={"event": "start", "run_dir": str(run_dir)})
         model = MODELS[cfg.model](cfg.model_config)
@@ -347,6 +358,8 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
         model.fit(split.train, split.valid_cases(), run_dir=run_dir, progress=progress,
                   valid_mask=cfg.eval.mask)
         wall = time.perf_counter() - t0
+        if not main:
+            return RunResult(run_dir, {}, False)
         model.save(run_dir / "model")
         metrics, per_user = score_run_per_user(model, split, cfg.eval, ds)
         save_per_user(run_dir, ds, split, cfg.eval, per_user)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from llmrec.errors import ConfigError, DataError
 from llmrec.tokenize import RQKMeans, add_disambiguation_level, balance_last_level, collision_rate
-from llmrec.tokenize._collisions import resolve
+from llmrec.tokenize._collisions import resolve, sinkhorn
 
 
 def unique_rows(codes: np.ndarray) -> bool:
@@ -51,6 +51,32 @@ def test_balanced_refuses_impossible_capacity():
         balance_last_level(codes, 4)
 
 
+def test_sinkhorn_plan_has_uniform_marginals_and_follows_the_cost():
+    rng = np.random.default_rng(0)
+    cost = rng.random((6, 9))
+    plan = sinkhorn(cost)
+    np.testing.assert_allclose(plan.sum(1), np.full(6, 1 / 6), rtol=1e-6)
+    np.testing.assert_allclose(plan.sum(0), np.full(9, 1 / 9), rtol=1e-4)
+    # items with one clearly cheapest codeword each get that codeword's mass
+    cost = np.ones((3, 3)) - 0.9 * np.eye(3)
+    assert (sinkhorn(cost).argmax(1) == [0, 1, 2]).all()
+
+
+def test_sinkhorn_assigns_by_transport_where_greedy_is_myopic():
+    # three items collide on code 0 of prefix (0,); item 0 is nearest and keeps it. Greedy
+    # hands the cheapest free pair (item 1, code 1: 0.1) out first and leaves item 2 with
+    # code 2 (0.9): total 1.0. The transport plan sees both: item 1 -> 2, item 2 -> 1 (0.35).
+    codes = np.array([[0, 0]] * 3)
+    costs = np.array([[0.0, 5.0, 5.0],
+                      [5.0, 0.10, 0.20],
+                      [5.0, 0.15, 0.90]])
+    greedy = balance_last_level(codes, 3, costs)[:, 1]
+    spread = balance_last_level(codes, 3, costs, "sinkhorn")[:, 1]
+    assert greedy.tolist() == [0, 1, 2]
+    assert spread.tolist() == [0, 2, 1]
+    assert costs[np.arange(3), spread].sum() == pytest.approx(0.35)
+
+
 def test_none_refuses_collisions_and_unknown_strategy():
     codes = np.array([[0, 1], [0, 1]])
     with pytest.raises(DataError, match=r"100\.0% of items"):
@@ -89,15 +115,16 @@ def test_every_strategy_gives_unique_ids(case):
         with pytest.raises(ConfigError, match="balanced assignment impossible"):
             resolve(codes, sizes, "balanced", costs)
         return
-    out, _ = resolve(codes, sizes, "balanced", costs)
-    assert unique_rows(out)
-    np.testing.assert_array_equal(out[:, :-1], codes[:, :-1])      # prefixes untouched
-    assert ((out >= 0) & (out < size)).all()
     counts = {}
     for row in codes.tolist():
         counts[tuple(row)] = counts.get(tuple(row), 0) + 1
     alone = np.array([counts[tuple(r)] == 1 for r in codes.tolist()])
-    np.testing.assert_array_equal(out[alone], codes[alone])        # no collision, no move
+    for strategy in ("balanced", "sinkhorn"):
+        out, _ = resolve(codes, sizes, strategy, costs)
+        assert unique_rows(out)
+        np.testing.assert_array_equal(out[:, :-1], codes[:, :-1])      # prefixes untouched
+        assert ((out >= 0) & (out < size)).all()
+        np.testing.assert_array_equal(out[alone], codes[alone])        # no collision, no move
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(collaborative and fusion inputs)")
     p.add_argument("--levels", type=positive_int, default=3)
     p.add_argument("--codebook-size", type=int_range(2), default=32)
-    p.add_argument("--collisions", choices=["level", "balanced", "none"],
+    p.add_argument("--collisions", choices=["level", "balanced", "sinkhorn", "none"],
                    help="default: level (TIGER) for quantizers and collaborative, none for "
                    "random and sequential")
     p.add_argument("--seed", type=seed_int, default=0)

@@ -33,6 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, model=args.model, dataset=args.dataset, sets=sets)
     result = train_run(cfg, args.output, force=args.force, progress=not args.quiet)
     m = result.metrics
+    if not m:                  # a torchrun rank other than 0: rank 0 reports and writes
+        return 0
     state = "cached run (use --force to retrain)" if result.cached else "trained"
     print(f"{cfg.model} on {m['dataset']}: {state}; best epoch {m['best_epoch']}, "
           f"{m['train_seconds']:.1f} s training; history mask: {m['mask']}")

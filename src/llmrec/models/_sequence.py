@@ -171,6 +171,12 @@ class SequentialRecommender(Recommender):
     def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
         return len(batch["lengths"])
 
+    @staticmethod
+    def loss_terms(batch: dict[str, torch.Tensor]) -> int:
+        """How many terms the next-item loss of ``batch`` averages: its supervised positions
+        (data-parallel training weights each rank's gradient by it)."""
+        return int((batch["lengths"] - 1).clamp(min=0).sum())
+
     def item_weights(self) -> torch.Tensor:
         return self.module.items.table()                                  # (N, D)
 

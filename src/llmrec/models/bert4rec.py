@@ -100,6 +100,12 @@ class BERT4Rec(SequentialRecommender):
         L = self.config.max_seq_len
         return windows(train, size=L, step=L, keep=self.config.train_windows)
 
+    @staticmethod
+    def loss_terms(batch: dict[str, torch.Tensor]) -> int:
+        """The masked positions are drawn inside :meth:`loss`; data-parallel training weights
+        a rank's gradient by its sequences (an approximation of the masked-position count)."""
+        return len(batch["lengths"])
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         items, lengths = batch["items"], batch["lengths"]                # (B, T), (B,)
         B, T = items.shape

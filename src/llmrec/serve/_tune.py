@@ -72,10 +72,15 @@ class ReplayCache:
             raw = np.full((len(items), C), np.nan, np.float32)
             for c, (its, scores) in enumerate(parts):
                 raw[np.searchsorted(items, its), c] = scores
-            ctr = None
-            if art.ranker is not None and len(items):
-                ctr = art.ranker.score(user, hist, np.zeros(len(hist)), items)
-            rows.append((items, raw, ctr))
+            rows.append((items, raw, None))
+        if art.ranker is not None:       # the service's own vectorised ranker path, in chunks
+            asks = [(int(cases.users[j]), cases.history(j).astype(np.int64),
+                     np.zeros(len(cases.history(j))), rows[j][0])
+                    for j in range(len(rows)) if len(rows[j][0])]
+            where = [j for j in range(len(rows)) if len(rows[j][0])]
+            for lo in range(0, len(asks), 64):
+                for j, s in zip(where[lo:lo + 64], art.ranker.score_many(asks[lo:lo + 64])):
+                    rows[j] = (rows[j][0], rows[j][1], s)
         width = max(1, max(len(r[0]) for r in rows))
         B = len(rows)
         items = np.full((B, width), -1, np.int64)

@@ -6,7 +6,7 @@ all with the same steps::
 
     ids = semantic_ids(vectors, "rq-kmeans", levels=3, codebook_size=256)   # one call, or
     tok = RQKMeans(RQKMeansConfig(levels=3)).fit(vectors)
-    ids = tok.semantic_ids(collisions="level")     # "level" (TIGER) | "balanced" (LC-Rec)
+    ids = tok.semantic_ids(collisions="level")     # "level" (TIGER) | "balanced" | "sinkhorn" (LC-Rec)
     ids.item_of((12, 201, 7, 0)); ids.codes_of(5); ids.trie().allowed((12,))
     print(format_diagnostics(ids.diagnostics)); ids.save(folder)
 

@@ -121,8 +121,9 @@ class Tokenizer(ABC):
         """Resolve collisions of the fitted codes and package them with their diagnostics.
 
         ``collisions``: ``"level"`` appends a disambiguation level (TIGER), ``"balanced"``
-        re-assigns the last level within each prefix group (LC-Rec), ``"none"`` requires the
-        raw codes to be unique already.
+        re-assigns the last level within each prefix group greedily, ``"sinkhorn"`` by
+        LC-Rec's repeated Sinkhorn-Knopp assignment, ``"none"`` requires the raw codes to be
+        unique already.
         """
         raw = self._check_fitted()
         codes, sizes = resolve(raw, self.codebook_sizes, collisions, self.costs_)

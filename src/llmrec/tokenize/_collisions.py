@@ -16,6 +16,15 @@ codes of their prefix group in order of increasing distance (ties: lower item, t
 code). Items that did not collide keep their code. A prefix group with more items than the
 last codebook has codes cannot be made unique; that is a :class:`ConfigError`.
 
+``"sinkhorn"`` (LC-Rec's own procedure): the colliding items of a prefix group are spread over
+the last codebook by an entropic optimal-transport plan (Sinkhorn-Knopp, Cuturi 2013) between
+the items (uniform mass) and the codewords (uniform capacity) with the item-codeword distances
+as cost; each item takes the codeword its plan row prefers, among the codes no item of the
+group keeps. Items still colliding are re-assigned the same way, up to 50 rounds as LC-Rec
+repeats it; whatever still collides after that (rare: ties) gets the greedy assignment above,
+so the procedure always finishes. ``epsilon`` (the entropy weight) is relative to the median
+cost of the group.
+
 ``"none"``: the codes must already be unique (random and sequential indexing are).
 """
 
@@ -27,8 +36,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 
-Strategy = Literal["level", "balanced", "none"]
-STRATEGIES: tuple[str, ...] = ("level", "balanced", "none")
+Strategy = Literal["level", "balanced", "sinkhorn", "none"]
+STRATEGIES: tuple[str, ...] = ("level", "balanced", "sinkhorn", "none")
 
 
 def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,12 +101,50 @@ def _reassign_group(last: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return new
 
 
+def sinkhorn(cost: np.ndarray, epsilon: float = 0.05, iterations: int = 200) -> np.ndarray:
+    """Entropic transport plan (m, k) between m items of mass 1/m and k codewords of capacity
+    1/k for ``cost`` (m, k): rows sum to 1/m, columns to 1/k (Sinkhorn-Knopp in log space)."""
+    m, k = cost.shape
+    scale = float(np.median(cost)) or 1.0
+    logk = -cost.astype(np.float64) / (epsilon * scale)                  # (m, k)
+    log_r, log_c = np.full(m, -np.log(m)), np.full(k, -np.log(k))
+    u, v = np.zeros(m), np.zeros(k)
+    for _ in range(iterations):
+        u = log_r - _logsumexp(logk + v[None, :], axis=1)
+        v = log_c - _logsumexp(logk + u[:, None], axis=0)
+    return np.exp(logk + u[:, None] + v[None, :])
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _sinkhorn_group(last: np.ndarray, cost: np.ndarray, rounds: int = 50) -> np.ndarray:
+    """Distinct last codes for one prefix group by repeated Sinkhorn assignment of the
+    colliding items: (m,), (m, K) -> (m,)."""
+    new = last.copy()
+    for _ in range(rounds):
+        values, inverse, counts = np.unique(new, return_inverse=True, return_counts=True)
+        movers = np.flatnonzero(counts[inverse.reshape(-1)] > 1)
+        if len(movers) == 0:
+            return new
+        taken = np.zeros(cost.shape[1], dtype=bool)
+        taken[np.delete(new, movers)] = True
+        free = np.flatnonzero(~taken)
+        plan = sinkhorn(cost[np.ix_(movers, free)])                       # (movers, free)
+        new[movers] = free[plan.argmax(1)]
+    return _reassign_group(new, cost)
+
+
 def balance_last_level(codes: np.ndarray, codebook_size: int,
-                       costs: np.ndarray | None = None) -> np.ndarray:
+                       costs: np.ndarray | None = None, method: str = "greedy") -> np.ndarray:
     """Re-assign the last code within each prefix group so that all tuples are distinct.
 
     ``costs`` (n, codebook_size): how far each item is from each last-level codeword (lower
     is better); ``None`` treats all codes alike (the lowest free code is taken).
+    ``method``: ``"greedy"`` (one capacity-one pass) or ``"sinkhorn"`` (LC-Rec's repeated
+    optimal-transport assignment); see the module docstring.
     """
     n = len(codes)
     if costs is None:
@@ -121,7 +168,8 @@ def balance_last_level(codes: np.ndarray, codebook_size: int,
     ends = np.cumsum(counts)
     for g in np.unique(prefix[colliding]):
         members = by_prefix[ends[g] - counts[g]:ends[g]]
-        out[members, -1] = _reassign_group(codes[members, -1], costs[members])
+        group = _sinkhorn_group if method == "sinkhorn" else _reassign_group
+        out[members, -1] = group(codes[members, -1], costs[members])
     return out
 
 
@@ -132,12 +180,13 @@ def resolve(codes: np.ndarray, sizes: tuple[int, ...], strategy: str,
     if strategy == "level":
         out, extra = add_disambiguation_level(codes)
         return out, (*sizes, extra)
-    if strategy == "balanced":
-        return balance_last_level(codes, sizes[-1], costs), tuple(sizes)
+    if strategy in ("balanced", "sinkhorn"):
+        method = "greedy" if strategy == "balanced" else "sinkhorn"
+        return balance_last_level(codes, sizes[-1], costs, method), tuple(sizes)
     if strategy == "none":
         rate = collision_rate(codes)
         if rate > 0:
             raise DataError(f"{rate:.1%} of items share their code tuple with another item; "
-                            f"use collisions='level' or 'balanced'")
+                            f"use collisions='level', 'balanced' or 'sinkhorn'")
         return codes.copy(), tuple(sizes)
     raise ConfigError(f"unknown collision strategy {strategy!r}; choose one of {STRATEGIES}")

@@ -37,6 +37,8 @@ from ..eval import evaluate
 from ..errors import ConfigError
 from ._checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from ._config import TrainConfig
+from ._distributed import (GradientSync, all_reduce_sums, broadcast_parameters, init_from_env,
+                           shard, world)
 
 log = logging.getLogger(__name__)
 DEFAULT_MONITOR = "ndcg@10"
@@ -104,9 +106,18 @@ class Trainer:
                 self.run_dir / "train_log.jsonl")
 
     def _validate(self, model: Trainable, valid: Any) -> dict[str, float]:
-        if hasattr(model, "validate"):
+        if hasattr(model, "validate"):      # its own metric (AUC): every rank computes it all
             return model.validate(valid)
-        return evaluate(model, valid, ks=(10,), mask=self.mask, batch_size=self.eval_batch_size)
+        rank, size = world()
+        if size == 1:
+            return evaluate(model, valid, ks=(10,), mask=self.mask,
+                            batch_size=self.eval_batch_size)
+        # sharded full ranking: every size-th case per rank, per-case sums all-reduced
+        mine = valid.subset(np.arange(rank, len(valid), size))
+        part = evaluate(model, mine, ks=(10,), mask=self.mask, batch_size=self.eval_batch_size)
+        sums = all_reduce_sums({k: v * len(mine) for k, v in part.items()
+                                if isinstance(v, float)})
+        return {k: v / max(len(valid), 1) for k, v in sums.items()}
 
     def fit(self, model: Trainable, valid: Any = None) -> TrainResult:
         """Train ``model``; ``valid`` (EvalCases, or what ``model.validate`` takes) drives early
@@ -116,6 +127,12 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         module = model.module
+        init_from_env()                       # under torchrun: join the process group
+        rank, size = world()
+        sync = None
+        if size > 1:
+            broadcast_parameters(module)
+            sync = GradientSync(module.parameters())
         optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.learning_rate,
                                       weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
@@ -125,6 +142,7 @@ class Trainer:
                  "elapsed": 0.0, "seconds_to_best": 0.0, "done": False, "history": []}
         best_in_memory: dict[str, torch.Tensor] | None = None
         paths = self._paths()
+        writes = paths is not None and rank == 0       # rank 0 alone writes the run folder
         resumed_from = None
         if paths and paths[0].exists():
             meta = load_checkpoint(paths[0], module, optimizer, cfg_hash)
@@ -135,7 +153,9 @@ class Trainer:
             state.update(meta)
             resumed_from = state["epoch"]
             # the log may hold a line of an epoch whose checkpoint was never written
-            atomic_write_text(paths[2], "".join(json.dumps(r) + "\n" for r in state["history"]))
+            if writes:
+                atomic_write_text(paths[2],
+                                  "".join(json.dumps(r) + "\n" for r in state["history"]))
             log.info("resuming from epoch %d", state["epoch"],
                      extra={"event": "resume", "epoch": state["epoch"]})
 
@@ -147,23 +167,34 @@ class Trainer:
             total = sum(model.batch_size_of(b) for b in batches)
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
             bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", unit="seq",
-                       disable=not self.progress, leave=False, dynamic_ncols=True)
+                       disable=not self.progress or rank != 0, leave=False,
+                       dynamic_ncols=True)
             for i, batch in enumerate(batches):
                 if cfg.lr_schedule == "cosine":
                     lr = cosine_lr(cfg.learning_rate, (epoch - 1 + i / len(batches)) / cfg.epochs)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                loss = model.loss(batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; "
-                                             "lower learning_rate")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if sync is None:
+                    loss = model.loss(batch)
+                    n, batch_loss = model.batch_size_of(batch), loss.item()
+                    if math.isfinite(batch_loss):
+                        loss.backward()
+                else:                         # this rank's shard; gradients averaged
+                    local = shard(batch, rank, size)
+                    n = model.batch_size_of(local)
+                    loss = model.loss(local) if n else None
+                    if loss is not None:
+                        loss.backward()
+                    terms = model.loss_terms(local) if n and hasattr(model, "loss_terms") else n
+                    batch_loss, n = sync(loss, terms, n)
+                if not math.isfinite(batch_loss):
+                    raise FloatingPointError(f"loss became {batch_loss} at epoch {epoch}; "
+                                             "lower learning_rate")
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
                 optimizer.step()
-                n = model.batch_size_of(batch)
-                loss_sum += loss.item() * n
+                loss_sum += batch_loss * n
                 seen += n
                 bar.update(n)
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
@@ -181,7 +212,7 @@ class Trainer:
                 if state["best_score"] is None or score > state["best_score"]:
                     state.update(best_score=score, best_epoch=epoch, bad_evals=0,
                                  seconds_to_best=time.perf_counter() - t_start)
-                    if paths:
+                    if writes:
                         save_weights(paths[1], module)
                     else:
                         best_in_memory = {k: v.detach().clone()
@@ -193,11 +224,12 @@ class Trainer:
             state["elapsed"] = time.perf_counter() - t_start
             record["seconds"] = round(state["elapsed"], 3)
             state["history"].append(record)
-            self._report(record, state, monitor)
+            if rank == 0:
+                self._report(record, state, monitor)
             hook = _ON_VALIDATION.get()
             if hook is not None and f"valid_{monitor}" in record:
                 hook(epoch, record[f"valid_{monitor}"])
-            if paths:
+            if writes:
                 meta = {**state, "config_hash": cfg_hash,
                         "numpy_rng": rng.bit_generator.state}
                 save_checkpoint(paths[0], module, optimizer, meta)
@@ -207,7 +239,7 @@ class Trainer:
         if state["best_score"] is None:        # no validation: keep the last weights
             state["best_epoch"] = state["epoch"]
             state["seconds_to_best"] = state["elapsed"]
-        elif paths:
+        elif writes:
             load_weights(paths[1], module)
         elif best_in_memory is not None:
             module.load_state_dict(best_in_memory)
