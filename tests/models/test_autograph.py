@@ -91,3 +91,32 @@ def test_bad_knowledge_is_one_clear_error():
         AutoGraph(**OPTS).set_knowledge(np.full((60, 4), np.nan), None)
     with pytest.raises(ConfigError, match="backbone must be one of"):
         AutoGraph(backbone="mf")
+
+
+def test_user_vectors_are_means_of_training_items_only():
+    from llmrec.models.autograph import mean_vectors
+
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [4.0, 4.0]], np.float32)
+    train = Interactions(np.array([0, 0, 2]), np.array([0, 1, 2]), np.arange(3),
+                         np.full(3, np.nan), 3, 3)
+    np.testing.assert_allclose(mean_vectors(items, train),
+                               [[0.5, 0.5], [0.0, 0.0], [4.0, 4.0]])
+
+
+def test_llmrec_train_builds_text_factors_from_the_data_set(ml100k, tmp_path):
+    from llmrec.models import load_model
+    from llmrec.runs import load_config, train_run
+    from llmrec.testing.slices import recbole_slice
+
+    data = recbole_slice(ml100k, tmp_path / "slice", 120)
+    cfg = load_config(model="autograph", dataset=str(data),
+                      sets=["model.epochs=2", "model.levels=2", "model.codebook_size=8",
+                            "model.embedding_size=16", "model.threads=1"])
+    run = train_run(cfg, tmp_path / "run", progress=False)
+    model = load_model(run.run_dir / "model")
+    assert (model.item_codes >= 0).all() and (model.user_codes >= 0).all()
+    # items with the same genres and similar titles share first-level factors: codes are
+    # not all distinct and not all equal
+    first = model.item_codes[:, 0]
+    assert 1 < len(np.unique(first)) <= 8
+    assert run.metrics["test"]["ndcg@10"] > 0
