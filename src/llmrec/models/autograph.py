@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ._knowledge import UsesKnowledgeVectors, check_source, mean_vectors  # noqa: F401
 from ._pairwise import PairwiseConfig, PairwiseRecommender
 from .lightgcn import _SymmetricSpMM, normalized_adjacency
 
 BACKBONES = ("lightgcn", "bpr")
-KNOWLEDGE = ("text", "knowledge")
 
 
 @dataclass
@@ -64,8 +64,7 @@ class AutoGraphConfig(PairwiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.knowledge not in KNOWLEDGE:
-            raise ConfigError(f"knowledge must be one of {KNOWLEDGE}, not {self.knowledge!r}")
+        check_source(self.knowledge)
         if self.backbone not in BACKBONES:
             raise ConfigError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
         for name, low, high in (("num_layers", 1, 16), ("levels", 1, 8),
@@ -84,14 +83,6 @@ def factor_codes(vectors: np.ndarray, levels: int, codebook_size: int, seed: int
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     size = min(codebook_size, len(x))
     return RQKMeans(levels=levels, codebook_size=size, seed=seed).fit(x).codes_
-
-
-def mean_vectors(item_vectors: np.ndarray, train: Any) -> np.ndarray:
-    """(U, D) mean of each user's training-item vectors (zeros for a user without any)."""
-    out = np.zeros((train.n_users, item_vectors.shape[1]), np.float64)
-    np.add.at(out, train.user, item_vectors[train.item])
-    counts = np.bincount(train.user, minlength=train.n_users)[:, None]
-    return (out / np.maximum(counts, 1)).astype(np.float32)
 
 
 class AutoGraphModule(nn.Module):
@@ -131,7 +122,7 @@ class AutoGraphModule(nn.Module):
         return out[:self.n_users], out[self.n_users:self.n_users + self.n_items]
 
 
-class AutoGraph(PairwiseRecommender):
+class AutoGraph(UsesKnowledgeVectors, PairwiseRecommender):
     name = "autograph"
     config_class = AutoGraphConfig
     config: AutoGraphConfig
@@ -143,27 +134,8 @@ class AutoGraph(PairwiseRecommender):
         self.user_codes = np.zeros((0, 0), np.int64)      # (U, levels), -1: no vector
         self.item_codes = np.zeros((0, 0), np.int64)      # (N, levels)
 
-    def set_knowledge(self, user_vectors: np.ndarray | None,
-                      item_vectors: np.ndarray | None) -> AutoGraph:
-        """Knowledge vectors of every user (U, D) and item (N, D), in index order (either may
-        be None: that side gets no factor nodes). Call before :meth:`fit`."""
-        for side, v in (("user", user_vectors), ("item", item_vectors)):
-            if v is not None and (np.ndim(v) != 2 or not np.isfinite(v).all()):
-                raise DataError(f"{side} knowledge vectors must be a finite 2-d array, got "
-                                f"shape {np.shape(v)}")
-        self.user_vectors, self.item_vectors = user_vectors, item_vectors
-        return self
-
-    def prepare(self, dataset: Any, split: Any) -> None:
-        """Vectors from the data set when none were set (how ``llmrec train`` runs it): item
-        vectors per ``config.knowledge``; a user's vector is the mean of the vectors of the
-        items in that user's training split only."""
-        if not self.config.use_factors or self.item_vectors is not None:
-            return
-        from ..tokenize.dataset import text_vectors
-
-        items = text_vectors(dataset, knowledge=self.config.knowledge == "knowledge")
-        self.set_knowledge(mean_vectors(items, split.train), items)
+    def needs_knowledge(self) -> bool:
+        return self.config.use_factors
 
     def _quantise(self) -> None:
         cfg = self.config
@@ -179,9 +151,7 @@ class AutoGraph(PairwiseRecommender):
                                       ("item", self.item_vectors, self.n_items, self.item_codes)):
             if vectors is None:
                 continue
-            if len(vectors) != n:
-                raise DataError(f"{side} knowledge vectors have {len(vectors)} rows; the "
-                                f"training data has {n} {side}s")
+            self.check_rows(side, vectors, n)
             out[:] = factor_codes(vectors, cfg.levels, cfg.codebook_size, cfg.seed)
 
     def _fit(self, train, valid, *, run_dir, progress, valid_mask) -> None:
