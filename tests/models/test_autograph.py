@@ -8,23 +8,10 @@ import pytest
 from llmrec.data import Interactions
 from llmrec.errors import ConfigError, DataError
 from llmrec.models import BPR, AutoGraph, LightGCN
+from llmrec.testing.synthetic import two_groups
 
 OPTS = {"embedding_size": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 15,
         "seed": 5}
-
-
-def two_groups(n_users=60, per_group=10, events=6, seed=0) -> Interactions:
-    """Users 0..n/2-1 rate items 0..9, the others items 10..19; item 20 has no interactions
-    (cold). Timestamps in order."""
-    rng = np.random.default_rng(seed)
-    users, items = [], []
-    for u in range(n_users):
-        base = 0 if u < n_users // 2 else per_group
-        users += [u] * events
-        items += (base + rng.choice(per_group, events, replace=False)).tolist()
-    n = len(users)
-    return Interactions(np.array(users), np.array(items), np.arange(n), np.full(n, np.nan),
-                        n_users, 2 * per_group + 1)
 
 
 def item_vectors(seed=1) -> np.ndarray:

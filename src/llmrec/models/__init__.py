@@ -8,6 +8,7 @@ from .gru4rec import GRU4Rec, GRU4RecConfig
 from .hstu import HSTU, HSTUConfig
 from .lightgcn import LightGCN, LightGCNConfig
 from .pop import Pop
+from .rlmrec import RLMRec, RLMRecConfig
 from .sasrec import SASRec, SASRecConfig
 from .tiger import TIGER, TIGERConfig
 
@@ -21,9 +22,10 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "lightgcn": LightGCN,
     "autograph": AutoGraph,
+    "rlmrec": RLMRec,
 }
 
 __all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
            "GRU4RecConfig", "HSTU", "HSTUConfig", "LightGCN", "LightGCNConfig", "Pop",
-           "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
+           "RLMRec", "RLMRecConfig", "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]

@@ -1,7 +1,7 @@
-"""AutoGraph ablations on ML-100K: does a knowledge factor graph lift LightGCN, and is the lift
-the knowledge's content (a shuffled control)?
+"""Knowledge on graphs, ML-100K: do AutoGraph's knowledge factor nodes or RLMRec's profile
+alignment lift LightGCN, and is a lift the knowledge's content (a shuffled control)?
 
-    python benchmarks/autograph.py --seeds 42,43,44 [--variants ...] [--output DIR] [--set k=v]
+    python benchmarks/graph_knowledge.py --seeds 42,43,44 [--variants ...] [--output DIR] [--set k=v]
 
 Variants (same split, same LightGCN settings from benchmarks/configs/ml-100k/lightgcn.toml):
 
@@ -13,7 +13,9 @@ Variants (same split, same LightGCN settings from benchmarks/configs/ml-100k/lig
   of the item rows; user vectors recomputed from the permuted items): same factor sizes, no
   content -- the control a real lift must beat;
 - ``autograph-knowledge``: item text followed by the stored LLM item knowledge
-  (``llmrec knowledge generate`` first; skipped with a note when the store lacks it).
+  (``llmrec knowledge generate`` first; skipped with a note when the store lacks it);
+- ``rlmrec-text``, ``rlmrec-text-shuffled``, ``rlmrec-knowledge``: RLMRec-Con (contrastive
+  alignment of LightGCN's vectors with the same profile vectors) instead of factor nodes.
 
 Full ranking on the test split, seen items masked; per-user NDCG@10 of every variant is tested
 against ``lightgcn`` (paired Wilcoxon, bootstrap CI, Holm over the table). Resumable: finished
@@ -38,27 +40,34 @@ from llmrec.config import read_toml
 from llmrec.data import Preprocessing, leave_one_out, load_dataset
 from llmrec.errors import LlmrecError
 from llmrec.eval import evaluate
-from llmrec.models import AutoGraph
+from llmrec.models import AutoGraph, RLMRec
 from llmrec.models.autograph import mean_vectors
 from llmrec.stats import significance_rows, significance_table
 from llmrec.tokenize.dataset import text_vectors
 
-VARIANTS = ("lightgcn", "autograph-text", "autograph-text-shuffled", "autograph-knowledge")
+VARIANTS = ("lightgcn", "autograph-text", "autograph-text-shuffled", "autograph-knowledge",
+            "rlmrec-text", "rlmrec-text-shuffled", "rlmrec-knowledge")
+DEFAULT = ("lightgcn", "autograph-text", "autograph-text-shuffled", "rlmrec-text",
+           "rlmrec-text-shuffled")
 FROZEN = Path(__file__).parent / "configs" / "ml-100k" / "lightgcn.toml"
 
 
 def vectors_for(variant: str, ds, split, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
     if variant == "lightgcn":
         return None
-    items = text_vectors(ds, "minilm", knowledge=variant == "autograph-knowledge")
+    items = text_vectors(ds, "minilm", knowledge=variant.endswith("-knowledge"))
     if variant.endswith("-shuffled"):
         items = items[np.random.default_rng(seed).permutation(len(items))]
     return mean_vectors(items, split.train), items
 
 
-def run_one(variant: str, seed: int, ds, split, options: dict, out: Path) -> dict:
+def run_one(variant: str, seed: int, ds, split, options: dict, rlmrec_options: dict,
+            out: Path) -> dict:
     vectors = vectors_for(variant, ds, split, seed)
-    model = AutoGraph(**{**options, "seed": seed, "use_factors": vectors is not None})
+    if variant.startswith("rlmrec"):
+        model = RLMRec(**{**options, **rlmrec_options, "seed": seed})
+    else:
+        model = AutoGraph(**{**options, "seed": seed, "use_factors": vectors is not None})
     if vectors is not None:
         model.set_knowledge(*vectors)
     t0 = time.perf_counter()
@@ -101,9 +110,10 @@ def report(results: list[dict], seeds: list[int]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="42,43,44")
-    p.add_argument("--variants", default=",".join(VARIANTS[:3]))
+    p.add_argument("--variants", default=",".join(DEFAULT))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model option, e.g. --set levels=2")
+    p.add_argument("--kd-weight", type=float, default=0.1, help="rlmrec: alignment weight")
     p.add_argument("--output", help="default: $LLMREC_HOME/bench/autograph-ml-100k")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -117,7 +127,8 @@ def main() -> int:
         key, _, value = item.partition("=")
         options[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
     torch.set_num_threads(int(options.get("threads", 1)))
-    out = Path(args.output) if args.output else llmrec_home() / "bench" / "autograph-ml-100k"
+    out = (Path(args.output) if args.output
+           else llmrec_home() / "bench" / "graph-knowledge-ml-100k")
     out.mkdir(parents=True, exist_ok=True)
     ds = load_dataset("ml-100k", preprocessing=Preprocessing(user_core=5, item_core=5))
     split = leave_one_out(ds.interactions)
@@ -129,7 +140,7 @@ def main() -> int:
             if (v, seed) in done:
                 continue
             try:
-                r = run_one(v, seed, ds, split, options, out)
+                r = run_one(v, seed, ds, split, options, {"kd_weight": args.kd_weight}, out)
             except LlmrecError as e:
                 print(f"{v} seed {seed}: skipped ({e})", flush=True)
                 continue
