@@ -354,6 +354,8 @@ def train_run(cfg: RunConfig, output: str | Path | None = None, *, force: bool =
         log.info("training %s on %s (%d users, %d items, %s)", cfg.model, ds.name, ds.n_users,
                  ds.n_items, split.summary(), extra={"event": "start", "run_dir": str(run_dir)})
         model = MODELS[cfg.model](cfg.model_config)
+        if hasattr(model, "prepare"):      # inputs from the data set itself (autograph: vectors)
+            model.prepare(ds, split)
         t0 = time.perf_counter()
         model.fit(split.train, split.valid_cases(), run_dir=run_dir, progress=progress,
                   valid_mask=cfg.eval.mask)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from llmrec.models import BERT4Rec, BPR, GRU4Rec, HSTU, MODELS, LightGCN, Pop, SASRec
+from llmrec.models import (BERT4Rec, BPR, GRU4Rec, HSTU, MODELS, AutoGraph, LightGCN, Pop,
+                           RLMRec, SASRec)
 from llmrec.testing import RecommenderContract
 
 SMALL = dict(embedding_size=32, max_seq_len=20, batch_size=32, patience=50, dropout=0.1)
@@ -11,7 +12,7 @@ SMALL = dict(embedding_size=32, max_seq_len=20, batch_size=32, patience=50, drop
 
 def test_every_registered_model_has_a_contract_test():
     tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec, TestHSTU,
-                                    TestBPR, TestLightGCN)}
+                                    TestBPR, TestLightGCN, TestAutoGraph, TestRLMRec)}
     tested.add("tiger")                 # tests/models/test_tiger.py::TestTIGERContract
     assert tested == set(MODELS)
 
@@ -90,6 +91,43 @@ class TestLightGCN(TestBPR):
     def make_model(self, **overrides):
         return LightGCN(**{"embedding_size": 16, "batch_size": 128, "learning_rate": 1e-2,
                            "epochs": 20, **overrides})
+
+
+class TestAutoGraph(TestBPR):
+    """LightGCN with knowledge factor nodes (random vectors here: the contract is about the
+    plumbing; tests/models/test_autograph.py checks what the factors carry)."""
+
+    model = "autograph"
+
+    def make_model(self, **overrides):
+        rng = np.random.default_rng(3)
+        return AutoGraph(**{"embedding_size": 16, "batch_size": 128, "learning_rate": 1e-2,
+                            "epochs": 20, "levels": 2, "codebook_size": 4, **overrides}
+                         ).set_knowledge(rng.normal(size=(240, 8)), chain_vectors(30, 8))
+
+
+class TestAutoGraphOnBPR(TestAutoGraph):
+    def make_model(self, **overrides):
+        return super().make_model(**{"backbone": "bpr", **overrides})
+
+
+class TestRLMRec(TestBPR):
+    """LightGCN aligned with profile vectors (random here: the contract is the plumbing;
+    tests/models/test_rlmrec.py checks what the alignment does)."""
+
+    model = "rlmrec"
+
+    def make_model(self, **overrides):
+        rng = np.random.default_rng(4)
+        return RLMRec(**{"embedding_size": 16, "batch_size": 128, "learning_rate": 1e-2,
+                         "epochs": 20, **overrides}
+                      ).set_knowledge(rng.normal(size=(240, 8)), chain_vectors(30, 8))
+
+
+class TestRLMRecGenerativeOnBPR(TestRLMRec):
+    def make_model(self, **overrides):
+        return super().make_model(**{"backbone": "bpr", "alignment": "generative",
+                                     "mask_ratio": 0.3, **overrides})
 
 
 def chain_vectors(n_items=30, dim=12, seed=1):

@@ -1,5 +1,6 @@
 """Recommenders: one file per model, one contract (:class:`Recommender`), one registry."""
 
+from .autograph import AutoGraph, AutoGraphConfig
 from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
 from .bpr import BPR, BPRConfig
@@ -7,6 +8,7 @@ from .gru4rec import GRU4Rec, GRU4RecConfig
 from .hstu import HSTU, HSTUConfig
 from .lightgcn import LightGCN, LightGCNConfig
 from .pop import Pop
+from .rlmrec import RLMRec, RLMRecConfig
 from .sasrec import SASRec, SASRecConfig
 from .tiger import TIGER, TIGERConfig
 
@@ -19,9 +21,11 @@ MODELS: dict[str, type[Recommender]] = {
     "tiger": TIGER,
     "bpr": BPR,
     "lightgcn": LightGCN,
+    "autograph": AutoGraph,
+    "rlmrec": RLMRec,
 }
 
-__all__ = ["MODELS", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
+__all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
            "GRU4RecConfig", "HSTU", "HSTUConfig", "LightGCN", "LightGCNConfig", "Pop",
-           "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
+           "RLMRec", "RLMRecConfig", "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]
