@@ -192,3 +192,55 @@ def test_bad_template_and_config_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="candidates"):
         LLMRankConfig(candidates=1)
     assert read_rank_template().ref == "llmrank@1"
+
+
+def test_answers_naming_no_candidate_are_counted_and_fall_back_to_retrieval_order():
+    from llmrec.bench.llmrank import Candidates, rank_user, summarize
+    from llmrec.llm import Completion, Failure, Request
+
+    titles = ["A (1990)", "B (1991)", "C (1992)", "D (1993)"]
+    cands = Candidates(user=0, items=np.array([0, 1, 2, 3]), positive=2, retrieval_rank=2)
+    req = Request.chat("x")
+    rounds = [(np.array([3, 2, 1, 0]), req, Completion("I like films.", 10, 3, "stop", 0.1)),
+              (np.array([0, 1, 2, 3]), req, Failure("timeout", "slow", 1.0))]
+    rec = rank_user(cands, rounds, titles, "borda")
+    assert rec["final"] == [0, 1, 2, 3] and rec["llm_rank"] == 2          # retrieval order
+    assert [r["named"] for r in rec["rounds"]] == [0, 0]
+    # one answer that names C first moves the positive to the top ([2] shown = candidate 2)
+    rounds[0] = (np.array([3, 2, 1, 0]), req, Completion("2", 10, 1, "stop", 0.1))
+    ranked = rank_user(cands, rounds, titles, "borda")
+    assert ranked["final"][0] == 2 and ranked["llm_rank"] == 0
+    for r in (rec, ranked):
+        r.update(retrieval_rank=2, random_rank=1, seconds=1.0)
+    s = summarize([rec, ranked], 4, {"model": "pop", "llm": {"model": "m"}})
+    assert s["parse"]["no_candidate"] == 1 and s["parse"]["failed"] == {"timeout": 2}
+    assert s["parse"]["users_all_rounds_empty"] == 1 and s["parse"]["partial"] == 1
+    assert s["metrics"]["llmrank (m)"]["recall@1"] == 0.5
+
+
+def test_cli_bad_input_is_one_line(capsys, tmp_path, ml100k):
+    from llmrec.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            status = main(list(args))
+        except SystemExit as e:
+            status = e.code
+        return status, capsys.readouterr().err
+
+    status, err = run("bench", "llmrank", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert status == 2 and err.count("\n") == 1 and "run folder not found" in err
+    status, err = run("bench", "llmrank", "RUN", "--out", "o", "--candidates", "1")
+    assert status == 2 and err.count("\n") == 1 and "--candidates: must be in 2..99" in err
+    status, err = run("bench", "llmrank", "RUN", "--out", "o", "--bootstrap", "0")
+    assert status == 2 and "--bootstrap: must be >= 1" in err
+    # a data set without item titles: prompts cannot name items
+    csv = tmp_path / "plain.csv"
+    csv.write_text("user_id,item_id,timestamp\n" + "".join(
+        f"{u},{i},{u * 100 + i}\n" for u in range(1, 8) for i in range(1, 9)))
+    from llmrec.runs import load_config, train_run
+    train_run(load_config(model="pop", dataset=str(csv)), tmp_path / "run", progress=False)
+    capsys.readouterr()
+    status, err = run("-q", "bench", "llmrank", str(tmp_path / "run"), "--out",
+                      str(tmp_path / "o"), "--candidates", "3", "--threads", "1")
+    assert status == 2 and err.strip().count("\n") == 0 and "no item titles" in err, err
