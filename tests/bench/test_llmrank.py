@@ -51,6 +51,7 @@ def test_parser_does_not_read_years_or_ranks_as_candidates():
 def test_grammar_lists_every_number_longest_first():
     g = number_grammar(12)
     assert g.startswith('root ::= num (", " num){11}')
+    assert number_grammar(20, 10).startswith('root ::= num (", " num){9}')
     assert g.index('"12"') < g.index('"1"')
 
 

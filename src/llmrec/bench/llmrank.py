@@ -24,7 +24,8 @@ Protocol (each test user of the run's split, or a seeded subset of them):
   placed by its score) is the baseline; a seeded random order is the control.
 - **prompt**: the paper's sequential prompt (``templates/llmrank.toml``, versioned), candidates
   as ``[k] Title (year)`` in an order shuffled per (seed, user, round).
-- **answer**: with the local backend llama.cpp is held to a GBNF grammar of ``n`` candidate
+- **answer**: the top ``answer_length`` (template, default 10) of the ``n`` candidates, best
+  first; with the local backend llama.cpp is held to a GBNF grammar of that many candidate
   numbers separated by commas; ``constrain="json"`` asks for ``{"ranking": [ints]}``
   (``response_format``); ``"none"`` (default for OpenAI-compatible servers) is free text.
   Every answer goes through one parser (:mod:`._rankparse`): numbers, ``[k]`` or titles.
@@ -35,7 +36,8 @@ Protocol (each test user of the run's split, or a seeded subset of them):
   negatives -- *not* full-ranking numbers and not comparable with the run's metrics.json.
 
 Deviations from the paper: a small default history (10, for a 135M model's speed and context);
-the answer lists candidate numbers rather than titles (parseable from a small model); Borda
+the answer lists candidate numbers rather than titles (parseable from a small model), and only
+the top 10 of 20 (the metrics look at the top 10; on a CPU every answer token costs ~0.1 s); Borda
 aggregation over partial lists with the retrieval order breaking ties; the paper's candidates
 mix retrieval models, here one run's model gives all negatives.
 """
@@ -127,22 +129,24 @@ class RankTemplate:
                               f"{', '.join(sorted(fields))}") from None
         extra: dict[str, Any] = dict(self.local_sampling) if local else {}
         schema = None
+        k = fields["k"]
         if constrain == "grammar":
-            extra["grammar"] = number_grammar(n)
+            extra["grammar"] = number_grammar(n, k)
         elif constrain == "json":
             schema = {"type": "object", "required": ["ranking"], "additionalProperties": False,
-                      "properties": {"ranking": {"type": "array", "minItems": 1, "maxItems": n,
+                      "properties": {"ranking": {"type": "array", "minItems": 1, "maxItems": k,
                                                  "items": {"type": "integer", "minimum": 1,
                                                            "maximum": n}}}}
         return Request.chat(user, system=system, max_tokens=self.max_tokens,
                             temperature=self.temperature, json_schema=schema, extra=extra)
 
 
-def number_grammar(n: int) -> str:
-    """GBNF: exactly ``n`` candidate numbers (1..n) separated by ", " (repeats are possible;
-    the parser keeps each number's first place)."""
+def number_grammar(n: int, k: int | None = None) -> str:
+    """GBNF: exactly ``k`` (default ``n``) candidate numbers (1..n) separated by ", " (repeats
+    are possible; the parser keeps each number's first place)."""
+    k = n if k is None else k
     nums = " | ".join(f'"{i}"' for i in range(n, 0, -1))    # longest first: "12" before "1"
-    return f'root ::= num (", " num){{{n - 1}}}\nnum ::= {nums}\n'
+    return f'root ::= num (", " num){{{k - 1}}}\nnum ::= {nums}\n'
 
 
 def read_rank_template(path: str | Path | None = None) -> RankTemplate:
@@ -227,12 +231,13 @@ def user_requests(template: RankTemplate, history: TrainHistory, cands: Candidat
     last = cfg.max_history or int(template.params.get("max_history", 10))
     hist = history_block(history, cands.user, last)
     n = len(cands.items)
+    k = min(int(template.params.get("answer_length", n)), n)
     out = []
     for rnd in range(cfg.bootstrap):
         order = presented_order(cfg.seed, cands.user, rnd, n)
         lines = [f"[{k + 1}] {history.titles[cands.items[c]]}" for k, c in enumerate(order)]
-        fields = {"scenario": scenario, "n": n, "history": hist.text,
-                  "candidates": "\n".join(lines), "answer_length": n}
+        fields = {"scenario": scenario, "n": n, "k": k, "history": hist.text,
+                  "candidates": "\n".join(lines)}
         out.append((order, template.request(fields, n, constrain, local)))
     return out
 
@@ -285,7 +290,9 @@ def run_llmrank(run_dir: str | Path, llm: Backend, cfg: LLMRankConfig,
     constrain = cfg.constrain or ("grammar" if local else "none")
     users, positives = evaluation_users(run.split, history, cfg)
     out = Path(output).expanduser()
-    settings = {"config": asdict(cfg) | {"constrain": constrain}, "template": tpl.ref,
+    answer_length = min(int(tpl.params.get("answer_length", cfg.candidates)), cfg.candidates)
+    settings = {"config": asdict(cfg) | {"constrain": constrain},
+                "answer_length": answer_length, "template": tpl.ref,
                 "template_hash": content_hash([tpl.system, tpl.user, tpl.params,
                                               tpl.local_sampling, tpl.max_tokens]),
                 "llm": llm.identity(), "run": str(Path(run_dir).expanduser().resolve()),
@@ -410,6 +417,7 @@ def summarize(records: list[dict[str, Any]], n: int, settings: dict[str, Any],
     rounds = [r for rec in records for r in rec["rounds"]]
     ok = [r for r in rounds if "failure" not in r]
     named = [r["named"] for r in ok]
+    k = settings.get("answer_length", n)          # how many candidates an answer should rank
     model = settings["model"]
     rows = {f"llmrank ({settings['llm'].get('model', '?')})":
             mean_metrics([r["llm_rank"] for r in records]),
@@ -427,8 +435,8 @@ def summarize(records: list[dict[str, Any]], n: int, settings: dict[str, Any],
             "rounds": len(rounds), "failed": dict(Counter(r["failure"] for r in rounds
                                                           if "failure" in r)),
             "no_candidate": sum(1 for r in ok if r["named"] == 0),
-            "partial": sum(1 for r in ok if 0 < r["named"] < n),
-            "complete": sum(1 for r in ok if r["named"] == n),
+            "partial": sum(1 for r in ok if 0 < r["named"] < k),
+            "complete": sum(1 for r in ok if r["named"] >= k),
             "mean_named": float(np.mean(named)) if named else 0.0,
             "invalid_numbers": sum(r["invalid"] for r in ok),
             "users_all_rounds_empty": sum(1 for rec in records
