@@ -245,3 +245,37 @@ def test_cli_bad_input_is_one_line(capsys, tmp_path, ml100k):
     status, err = run("-q", "bench", "llmrank", str(tmp_path / "run"), "--out",
                       str(tmp_path / "o"), "--candidates", "3", "--threads", "1")
     assert status == 2 and err.strip().count("\n") == 0 and "no item titles" in err, err
+
+
+@pytest.fixture(scope="module")
+def openai_server():
+    from llmrec.llm import serve_local_openai
+
+    with serve_local_openai(threads=1, n_ctx=1024) as url:
+        yield url
+
+
+@pytest.mark.parametrize("constrain", ["json", "none"])
+def test_openai_compatible_server_json_and_free_text(pop_run, openai_server, tmp_path,
+                                                     constrain):
+    """The same run through llama.cpp's OpenAI-compatible HTTP server: a JSON-schema answer
+    (``response_format``) and a free-text answer, both read back by the one parser."""
+    from llmrec.llm import OpenAIBackend
+    from llmrec.llm.local import PACKAGED_MODEL_NAME
+
+    cfg = LLMRankConfig(candidates=4, bootstrap=1, users=1, max_history=3, constrain=constrain)
+    llm = OpenAIBackend(base_url=openai_server, model=PACKAGED_MODEL_NAME, max_retries=0)
+    report = run_llmrank(pop_run, llm, cfg, tmp_path / "out", progress=False)
+    rec = json.loads((tmp_path / "out" / "results.jsonl").read_text())
+    [rnd] = rec["rounds"]
+    assert "failure" not in rnd, rnd
+    assert report["settings"]["config"]["constrain"] == constrain
+    if constrain == "json":       # the server held the answer to the schema
+        ranking = json.loads(rnd["text"])["ranking"]
+        assert ranking and all(1 <= k <= 4 for k in ranking) and rnd["named"] >= 1
+    # whatever the text said, the record is what the parser makes of the displayed titles
+    run = open_run(pop_run)
+    titles = TrainHistory(run.dataset, run.split).titles
+    shown = [titles[run.dataset.items.index(rec["candidates"][c])] for c in rnd["order"]]
+    assert rnd["named"] == len(parse_ranking(rnd["text"], shown).order)
+    assert rec["final"] == aggregate_rankings(rec["rankings"], 4, list(range(4)))
