@@ -142,6 +142,9 @@ def test_small_real_run_parses_aggregates_resumes_and_never_leaks(pop_run, local
     llm_key = next(k for k in report["metrics"] if k.startswith("llmrank"))
     assert report["metrics"][llm_key]["mrr"] == pytest.approx(
         np.mean([1 / (r + 1) for r in ranks["llm_rank"]]))
+    # the report can be rewritten from the folder alone (no LLM)
+    from llmrec.bench.llmrank import report_from_folder
+    assert report_from_folder(out)["metrics"] == report["metrics"]
     # resumable: a rerun finds every user done and never calls the (now closed) LLM
     before = (out / "results.jsonl").read_text()
     from llmrec.llm import make_backend

@@ -346,6 +346,26 @@ def _write_report(out: Path, records: list[dict[str, Any]], cfg: LLMRankConfig,
     return report
 
 
+def report_from_folder(output: str | Path, command: str = "") -> dict[str, Any]:
+    """Rewrite the report of an output folder over the users it has finished (no LLM): for a
+    run that was stopped, or is still going."""
+    out = Path(output).expanduser()
+    fix = f"rerun llmrec bench llmrank into {out}, or delete it"
+    if not (out / "settings.json").exists():
+        raise ConfigError(f"{out}: no LLMRank results here (settings.json missing)")
+    settings = read_json_file(out / "settings.json", fix)
+    done = _open_results(out, settings, repair=False)     # a running job may be appending
+    if not done:
+        raise ConfigError(f"{out}: no finished user yet")
+    if not command and (out / "report.json").exists():
+        command = read_json_file(out / "report.json", fix).get("command", "")
+    cfg = LLMRankConfig(**settings["config"])
+    report = _write_report(out, list(done.values()), cfg, settings, command)
+    report["paths"] = [str(out / "report.md"), str(out / "report.json"),
+                       str(out / "results.jsonl")]
+    return report
+
+
 def evaluation_users(split: Any, history: TrainHistory, cfg: LLMRankConfig
                ) -> tuple[list[int], list[int]]:
     """Test users with a training history, each with their (first) test item; a seeded subset
@@ -367,8 +387,10 @@ def evaluation_users(split: Any, history: TrainHistory, cfg: LLMRankConfig
     return users, positives
 
 
-def _open_results(out: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Finished users of an earlier run with the same settings (a cut last line is dropped)."""
+def _open_results(out: Path, settings: dict[str, Any], repair: bool = True
+                  ) -> dict[str, dict[str, Any]]:
+    """Finished users of an earlier run with the same settings (a cut last line is dropped,
+    and with ``repair`` removed from the file)."""
     out.mkdir(parents=True, exist_ok=True)
     fix = f"delete {out} to start over"
     path, saved = out / "results.jsonl", out / "settings.json"
@@ -386,14 +408,17 @@ def _open_results(out: Path, settings: dict[str, Any]) -> dict[str, dict[str, An
     done: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return done
-    lines = path.read_text(encoding="utf-8").split("\n")
+    text = path.read_text(encoding="utf-8")
+    lines, cut = text.split("\n"), not text.endswith("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except ValueError as e:
-            if i >= len(lines) - 2 and not path.read_text(encoding="utf-8").endswith("\n"):
+            if i == len(lines) - 1 and cut:
+                if not repair:
+                    break
                 log.warning("%s: dropping a cut last line (interrupted write)", path)
                 atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                                   for r in done.values()))
@@ -419,8 +444,14 @@ def summarize(records: list[dict[str, Any]], n: int, settings: dict[str, Any],
     named = [r["named"] for r in ok]
     k = settings.get("answer_length", n)          # how many candidates an answer should rank
     model = settings["model"]
-    rows = {f"llmrank ({settings['llm'].get('model', '?')})":
-            mean_metrics([r["llm_rank"] for r in records]),
+    first = [aggregate_rankings(rec["rankings"][:1], n, list(range(n))).index(
+        rec["retrieval_rank"]) for rec in records]
+    # position bias: where the top pick of each answer was shown (1-based; 10.5 = no bias)
+    top_shown = [r["order"].index(ranking[0]) + 1 for rec in records
+                 for r, ranking in zip(rec["rounds"], rec["rankings"]) if ranking]
+    llm_name = settings["llm"].get("model", "?")
+    rows = {f"llmrank ({llm_name})": mean_metrics([r["llm_rank"] for r in records]),
+            f"llmrank, first order only ({llm_name}, B=1)": mean_metrics(first),
             f"retrieval order ({model})": mean_metrics([r["retrieval_rank"] for r in records]),
             "random order (seeded)": mean_metrics([r["random_rank"] for r in records]),
             "random order (expected)": expected_random(n)}
@@ -431,6 +462,9 @@ def summarize(records: list[dict[str, Any]], n: int, settings: dict[str, Any],
         "label": LABEL.format(k=n - 1), "command": command, "settings": settings,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "users": len(records), "metrics": rows,
+        # the retrieval model ranks the positive last among its own top n-1 unless it is in
+        # them: its candidate-based score is its full-ranking hit rate within the top n-1
+        "positive_above_a_negative": sum(1 for rec in records if rec["retrieval_rank"] < n - 1),
         "parse": {
             "rounds": len(rounds), "failed": dict(Counter(r["failure"] for r in rounds
                                                           if "failure" in r)),
@@ -441,6 +475,8 @@ def summarize(records: list[dict[str, Any]], n: int, settings: dict[str, Any],
             "invalid_numbers": sum(r["invalid"] for r in ok),
             "users_all_rounds_empty": sum(1 for rec in records
                                           if all(r["named"] == 0 for r in rec["rounds"])),
+            "top_pick_shown_at_mean": float(np.mean(top_shown)) if top_shown else None,
+            "top_pick_shown_first": sum(1 for t in top_shown if t == 1),
             "llm_equals_retrieval_order": sum(1 for rec in records
                                               if rec["final"] == list(range(n))),
         },
@@ -460,12 +496,19 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{m.get(c, float('nan')):.4f}" for c in cols)
                      + " |")
     p, c = report["parse"], report["cost"]
-    lines += ["", f"Answers: {p['rounds']} calls, {sum(p['failed'].values())} failed "
+    lines += ["", f"The retrieval model put the positive above at least one of its own "
+              f"negatives for {report['positive_above_a_negative']} of {report['users']} users "
+              "(for the rest its order puts the positive last).",
+              "", f"Answers: {p['rounds']} calls, {sum(p['failed'].values())} failed "
               f"{p['failed'] or ''}, {p['no_candidate']} named no candidate, {p['partial']} "
               f"partial, {p['complete']} complete; {p['mean_named']:.1f} candidates named per "
               f"answer; {p['invalid_numbers']} numbers named no candidate; "
               f"{p['users_all_rounds_empty']} users fell back to the retrieval order; "
-              f"{p['llm_equals_retrieval_order']} final lists equal the retrieval order.",
+              f"{p['llm_equals_retrieval_order']} final lists equal the retrieval order. "
+              f"Position bias: the top pick was shown at position "
+              f"{p['top_pick_shown_at_mean'] or float('nan'):.1f} on average "
+              f"({(report['settings']['config']['candidates'] + 1) / 2:.1f} = none), "
+              f"first in {p['top_pick_shown_first']} of {p['rounds']} answers.",
               "", f"Cost: {c['calls']} LLM calls, {c['prompt_tokens']} prompt + "
               f"{c['completion_tokens']} completion tokens, {c['llm_seconds']:.0f} s in the LLM, "
               f"{c['seconds_per_user']:.2f} s per user (wall).", "",

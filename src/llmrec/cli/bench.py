@@ -78,6 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--slots", type=positive_int, help="requests in flight (default: 1 for "
                    "local, 8 for openai)")
     m.add_argument("--n-ctx", type=positive_int, default=2048, help="context per slot (local)")
+    m.add_argument("--report-only", action="store_true", help="rewrite the report of --out "
+                   "over its finished users, with no LLM (for a stopped or running job)")
     m.add_argument("--json", action="store_true", help="print the JSON report")
     m.set_defaults(func=cmd_llmrank)
 
@@ -180,6 +182,9 @@ def cmd_llmrank(args: argparse.Namespace) -> int:
     from ..llm import make_backend
 
     run_dir = Path(args.run_dir).expanduser()
+    if args.report_only:
+        from ..bench.llmrank import report_from_folder
+        return _print_llmrank(args, report_from_folder(args.out))
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: run folder not found")
     cfg = LLMRankConfig(candidates=args.candidates, bootstrap=args.bootstrap, users=args.users,
@@ -209,10 +214,15 @@ def cmd_llmrank(args: argparse.Namespace) -> int:
     with llm:
         report = run_llmrank(run_dir, llm, cfg, args.out, template=args.template,
                              progress=not args.quiet, command=shlex.join(command))
+    return _print_llmrank(args, report)
+
+
+def _print_llmrank(args: argparse.Namespace, report: dict) -> int:
+    from ..bench.llmrank import report_markdown
+
     if args.json:
         print_json(report)
         return 0
-    from ..bench.llmrank import report_markdown
     print(report_markdown(report))
     print(f"report: {'  '.join(report['paths'])}")
     return 0
