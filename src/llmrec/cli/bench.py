@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ._common import add_data_options, load_options, non_negative_int, positive_int, print_json
+from ._common import (add_data_options, int_range, load_options, non_negative_int,
+                      positive_int, print_json, seed_int)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +52,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print the JSON report")
     add_data_options(r)
     r.set_defaults(func=cmd_representations)
+    m = bsub.add_parser("llmrank", help="LLMRank: an LLM re-ranks a trained run's candidates "
+                        "zero-shot (candidate-based metrics, beside the run's own order)")
+    m.add_argument("run_dir", help="a finished run folder (its model retrieves the candidates)")
+    m.add_argument("--out", required=True, help="results folder (resumable: a rerun skips "
+                   "finished users)")
+    m.add_argument("--users", type=positive_int, help="a seeded subset of test users "
+                   "(default: all)")
+    m.add_argument("--candidates", type=int_range(2, 99), default=20,
+                   help="candidates per user: the test item + N-1 retrieved (default 20)")
+    m.add_argument("--bootstrap", type=positive_int, default=3,
+                   help="rankings per user, each in another candidate order (default 3)")
+    m.add_argument("--aggregation", choices=("borda", "rr"), default="borda")
+    m.add_argument("--history", type=positive_int,
+                   help="most recent training titles shown (default: the template's)")
+    m.add_argument("--seed", type=seed_int, default=42)
+    m.add_argument("--template", help="a prompt template TOML (default: the packaged one)")
+    m.add_argument("--constrain", choices=("grammar", "json", "none"),
+                   help="answer format control (default: grammar for local, none for openai)")
+    m.add_argument("--backend", choices=("local", "openai"), default="local")
+    m.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    m.add_argument("--model", help="served model name (openai) or a GGUF file (local)")
+    m.add_argument("--api-key-env", help="name of the environment variable holding the key")
+    m.add_argument("--threads", type=positive_int, help="llama.cpp threads (local)")
+    m.add_argument("--slots", type=positive_int, help="requests in flight (default: 1 for "
+                   "local, 8 for openai)")
+    m.add_argument("--n-ctx", type=positive_int, default=2048, help="context per slot (local)")
+    m.add_argument("--report-only", action="store_true", help="rewrite the report of --out "
+                   "over its finished users, with no LLM (for a stopped or running job)")
+    m.add_argument("--json", action="store_true", help="print the JSON report")
+    m.set_defaults(func=cmd_llmrank)
 
 
 def cmd_knowledge(args: argparse.Namespace) -> int:
@@ -141,3 +172,57 @@ def _data_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return [(f"--{name.replace('_', '-')}", getattr(args, name))
             for name in ("format", "columns", "sep", "encoding", "items", "item_columns",
                          "users", "user_columns")]
+
+
+def cmd_llmrank(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..bench.llmrank import LLMRankConfig, run_llmrank
+    from ..errors import ConfigError
+    from ..llm import make_backend
+
+    run_dir = Path(args.run_dir).expanduser()
+    if args.report_only:
+        from ..bench.llmrank import report_from_folder
+        return _print_llmrank(args, report_from_folder(args.out))
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: run folder not found")
+    cfg = LLMRankConfig(candidates=args.candidates, bootstrap=args.bootstrap, users=args.users,
+                        seed=args.seed, aggregation=args.aggregation, constrain=args.constrain,
+                        max_history=args.history)
+    slots = args.slots or (1 if args.backend == "local" else 8)
+    if args.backend == "local":
+        if args.base_url or args.api_key_env:
+            raise ConfigError("--base-url/--api-key-env need --backend openai")
+        llm = make_backend("local", model_path=args.model, threads=args.threads,
+                           parallel=slots, n_ctx=args.n_ctx)
+    else:
+        if not args.base_url or not args.model:
+            raise ConfigError("--backend openai needs --base-url and --model")
+        llm = make_backend("openai", base_url=args.base_url, model=args.model,
+                           api_key_env=args.api_key_env, concurrency=slots)
+    command = ["llmrec", "bench", "llmrank", str(args.run_dir), "--out", args.out,
+               "--candidates", str(args.candidates), "--bootstrap", str(args.bootstrap),
+               "--aggregation", args.aggregation, "--seed", str(args.seed),
+               "--backend", args.backend]
+    for flag, value in (("--users", args.users), ("--history", args.history),
+                        ("--template", args.template), ("--constrain", args.constrain),
+                        ("--base-url", args.base_url), ("--model", args.model),
+                        ("--threads", args.threads), ("--slots", args.slots)):
+        if value is not None:
+            command += [flag, str(value)]
+    with llm:
+        report = run_llmrank(run_dir, llm, cfg, args.out, template=args.template,
+                             progress=not args.quiet, command=shlex.join(command))
+    return _print_llmrank(args, report)
+
+
+def _print_llmrank(args: argparse.Namespace, report: dict) -> int:
+    from ..bench.llmrank import report_markdown
+
+    if args.json:
+        print_json(report)
+        return 0
+    print(report_markdown(report))
+    print(f"report: {'  '.join(report['paths'])}")
+    return 0
