@@ -80,6 +80,22 @@ def run_one(variant: str, seed: int, ds, split, options: dict, rlmrec_options: d
             "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
+def imported(variant: str, seed: int, run_dir: str, split) -> dict:
+    """A finished run folder's model, scored on this script's test cases."""
+    from llmrec.models import load_model
+
+    meta = json.loads((Path(run_dir) / "metrics.json").read_text())
+    if meta.get("seed") != seed:
+        sys.exit(f"graph_knowledge.py: {run_dir} is seed {meta.get('seed')}, not {seed}")
+    model = load_model(Path(run_dir) / "model")
+    test = evaluate(model, split.test_cases(), ks=(10,), per_case=True)
+    return {"variant": variant, "seed": seed, "ndcg@10": test["ndcg@10"],
+            "recall@10": test["recall@10"],
+            "per_user_ndcg@10": np.asarray(test["per_case"]["ndcg@10"]).tolist(),
+            "best_epoch": meta.get("best_epoch"), "relation_weights": {},
+            "train_seconds": meta.get("train_seconds"), "imported_from": str(run_dir)}
+
+
 def report(results: list[dict], seeds: list[int]) -> str:
     by = {(r["variant"], r["seed"]): r for r in results}
     rows = []
@@ -114,6 +130,11 @@ def main() -> int:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model option, e.g. --set levels=2")
     p.add_argument("--kd-weight", type=float, default=0.1, help="rlmrec: alignment weight")
+    p.add_argument("--import-run", action="append", default=[], metavar="VARIANT:SEED:RUN_DIR",
+                   help="record a finished `llmrec train` run (same data and split) as that "
+                   "variant and seed instead of training it, e.g. lightgcn:42:RUN_DIR of "
+                   "benchmarks/configs/ml-100k/lightgcn.toml (autograph without factors is "
+                   "exactly lightgcn)")
     p.add_argument("--output", help="default: $LLMREC_HOME/bench/autograph-ml-100k")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -135,6 +156,12 @@ def main() -> int:
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else []
     done = {(r["variant"], r["seed"]) for r in results}
+    for spec in args.import_run:
+        variant, seed, run_dir = spec.split(":", 2)
+        if (variant, int(seed)) not in done:
+            results.append(imported(variant, int(seed), run_dir, split))
+            done.add((variant, int(seed)))
+            write_json(path, results)
     for seed in seeds:
         for v in variants:
             if (v, seed) in done:
