@@ -69,14 +69,18 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a scratch directory that replaces ``path`` only if the block succeeds."""
+def atomic_directory(path: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a scratch directory that replaces ``path`` only if the block succeeds. With
+    ``keep_existing`` (content-addressed caches: any complete copy is as good), a ``path``
+    another process finished in the meantime is kept and the scratch copy dropped."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
         if path.exists():
+            if keep_existing:
+                return
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:

@@ -25,8 +25,16 @@ def lm_cache(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def base_lm(lm_cache: Path) -> LM:
-    """The packaged model, read-only: never add tokens or adapters to it."""
-    return load_lm(cache_dir=lm_cache)
+    """The packaged model, read-only: never add tokens or adapters to it. Under pytest-xdist
+    the first worker converts while the others wait on a file lock, then load its result."""
+    import fcntl
+
+    with open(lm_cache / "convert.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return load_lm(cache_dir=lm_cache)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

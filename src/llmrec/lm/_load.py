@@ -261,7 +261,7 @@ def _converted_gguf(path: Path, cache: Path, name: str) -> tuple[Path, dict[str,
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    with atomic_directory(folder) as tmp:
+    with atomic_directory(folder, keep_existing=True) as tmp:   # another process may win
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "llmrec.json", {**desc, "transformers": tf.__version__,
