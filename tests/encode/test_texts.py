@@ -81,7 +81,10 @@ def test_cli_encode_metadata_then_cache_hit(ds, tmp_path, capsys):
     assert main(["-q", "encode", "--dataset", "ml-100k", "--source", "metadata", "--limit",
                  "24", "--json", "--output", str(tmp_path / "v.npz")]) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first["texts"] == 24 and first["encoded"] == 24 and first["dim"] == 384
+    # other tests of this session may have cached some of these texts already (the vector
+    # cache is shared by content): every text is either encoded now or a cache hit
+    assert first["texts"] == 24 and first["dim"] == 384
+    assert first["encoded"] + first["cache_hits"] == 24
     with np.load(tmp_path / "v.npz", allow_pickle=False) as z:
         assert z["vectors"].shape == (24, 384) and z["keys"][0] == "1"
     assert main(["-q", "encode", "--limit", "24"]) == 0          # all cached: no model load
