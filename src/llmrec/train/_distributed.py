@@ -94,8 +94,8 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
 
 
 class GradientSync:
-    """After ``backward`` on a rank's shard: average gradients over ranks, weighted by shard
-    size, and sum the loss and sample counts -- one bucketed ``all_reduce`` per step."""
+    """After ``backward`` on a rank's shard: average gradients over ranks, weighted by the
+    shard's loss terms, and sum the loss and sample counts -- bucketed ``all_reduce``s."""
 
     def __init__(self, params: Iterable[torch.Tensor], bucket_elements: int = 1 << 24):
         self.params = [p for p in params if p.requires_grad]
@@ -156,6 +156,7 @@ def all_reduce_sums(values: dict[str, float]) -> dict[str, float]:
     if world()[1] == 1 or not values:
         return dict(values)
     keys = list(values)                      # the same order on every rank
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"    # nccl reduces GPU tensors
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
