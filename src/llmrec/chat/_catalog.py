@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from ..data import Dataset
+from ..data import Dataset, read_tsv
 from ..errors import DataError
 
 ATTRIBUTES = ("genre", "decade", "director", "actor")
@@ -188,16 +188,6 @@ class Catalog:
         return [self.item_ids[int(i)] for i in items]
 
 
-def _read_tsv(path: str, names: list[str]) -> pl.DataFrame:
-    try:
-        df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
-    except (OSError, pl.exceptions.PolarsError) as e:
-        raise DataError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-    if df.width != len(names):
-        raise DataError(f"{path}: expected {len(names)} tab-separated columns, got {df.width}")
-    df.columns = names
-    return df
-
 
 def _kg_people(dataset: Dataset) -> dict[str, list[tuple[str, ...]]]:
     """``director`` and ``actor`` per item index from the data set's .kg and .link files."""
@@ -205,8 +195,8 @@ def _kg_people(dataset: Dataset) -> dict[str, list[tuple[str, ...]]]:
     if "kg" not in extra or "link" not in extra:
         raise DataError(f"{dataset.name} has no knowledge graph (.kg and .link files); "
                         "use kg=False (--no-kg)")
-    kg = _read_tsv(extra["kg"], ["head", "relation", "tail"])
-    link = _read_tsv(extra["link"], ["item_id", "entity"])
+    kg = read_tsv(extra["kg"], ["head", "relation", "tail"])
+    link = read_tsv(extra["link"], ["item_id", "entity"])
     index = pl.DataFrame({"item_id": dataset.items.ids.tolist(),
                           "item": np.arange(dataset.n_items, dtype=np.int64)})
     linked = link.join(index, on="item_id")

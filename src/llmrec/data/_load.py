@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+import polars as pl
+
+from ..errors import ConfigError, DataError
 from ._dataset import Dataset, Preprocessing, build_dataset
 from ._fetch import REGISTRY, fetch
 from .formats import FORMATS, read_path
@@ -45,3 +47,17 @@ def load_dataset(source: str | Path, *, format: str = "auto",
     if facts:   # other item columns the user named: shown in item prompts and texts
         meta["item_fact_columns"] = facts
     return build_dataset(name, raw.interactions, raw.items, raw.users, preprocessing, meta)
+
+
+def read_tsv(path: str | Path, names: list[str]) -> pl.DataFrame:
+    """A tab-separated file of exactly ``names`` columns, all read as text (no quoting, no
+    type inference); one :class:`DataError` line naming the file when it cannot be read or
+    has another number of columns."""
+    try:
+        df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise DataError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    if df.width != len(names):
+        raise DataError(f"{path}: expected {len(names)} tab-separated columns, got {df.width}")
+    df.columns = names
+    return df

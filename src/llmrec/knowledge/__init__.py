@@ -21,12 +21,12 @@ from ._history import LeakError, Rendered, TrainHistory
 from ._runner import Interrupted, Job, Runner, RunStats
 from ._store import KnowledgeStore, Record, default_store_path, stored_item_knowledge
 from ._templates import (CONSTRAINTS, MalformedOutput, Template, load_templates,
-                         read_template)
+                         read_template, read_template_fields)
 
 __all__ = [
     "CONSTRAINTS", "MODES", "Interrupted", "ItemFacts", "Job", "KnowledgeConfig", "KnowledgeStore",
     "KnowledgeSummary", "LeakError", "MalformedOutput", "Record", "Rendered", "RunStats",
     "Runner", "Template", "TrainHistory", "behaviour_vectors", "cluster_users",
     "default_store_path", "display_titles", "generate_knowledge", "load_templates",
-    "read_template", "stored_item_knowledge",
+    "read_template", "read_template_fields", "stored_item_knowledge",
 ]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..data import Dataset
+from ..data import Dataset, read_tsv
 from ..errors import DataError
 
 # forward relations of the Freebase film KG (head = a linked item) -> how a prompt names them
@@ -121,16 +121,6 @@ class ItemFacts:
         return "\n".join(lines)
 
 
-def _read_tsv(path: str | Path, names: list[str]) -> pl.DataFrame:
-    try:
-        df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
-    except (OSError, pl.exceptions.PolarsError) as e:
-        raise DataError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-    if df.width != len(names):
-        raise DataError(f"{path}: expected {len(names)} tab-separated columns, got {df.width}")
-    df.columns = names
-    return df
-
 
 def kg_related(dataset: Dataset, per_relation: int) -> dict[int, list[tuple[str, list[int]]]]:
     """For each item index: [(label, other item indices sharing that relation's tails)]."""
@@ -138,8 +128,8 @@ def kg_related(dataset: Dataset, per_relation: int) -> dict[int, list[tuple[str,
     if "kg" not in extra or "link" not in extra:
         raise DataError(f"{dataset.name} has no knowledge graph (.kg and .link files); "
                         "run without kg facts")
-    kg = _read_tsv(extra["kg"], ["head", "relation", "tail"])
-    link = _read_tsv(extra["link"], ["item_id", "entity"])
+    kg = read_tsv(extra["kg"], ["head", "relation", "tail"])
+    link = read_tsv(extra["link"], ["item_id", "entity"])
     index = pl.DataFrame({"item_id": dataset.items.ids.tolist(),
                           "item": np.arange(dataset.n_items, dtype=np.int64)})
     facts = (kg.filter(pl.col("relation").is_in(list(RELATIONS)))

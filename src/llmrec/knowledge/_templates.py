@@ -219,8 +219,11 @@ def _fill(text: str, fields: dict[str, Any], template: Template) -> str:
     return text.format_map(fields)
 
 
-def read_template(path: str | Path, text: str | None = None) -> Template:
-    """A :class:`Template` from a TOML file, with a clear error for a bad one."""
+def read_template_fields(path: str | Path, text: str | None, cls: type,
+                         required: set[str]) -> dict[str, Any]:
+    """The keys of a template TOML file (``text`` if given, else the file) checked against
+    the fields of dataclass ``cls`` (``source`` excluded) and the ``required`` keys: one clear
+    error naming the file for a missing file, bad TOML, an unknown or a missing key."""
     source = str(path)
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8") if text is None else text)
@@ -228,12 +231,19 @@ def read_template(path: str | Path, text: str | None = None) -> Template:
         raise ConfigError(f"{source}: template file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{source}: invalid TOML ({e})") from None
-    known = {f for f in Template.__dataclass_fields__ if f != "source"}
+    known = {f for f in cls.__dataclass_fields__ if f != "source"}
     unknown = sorted(set(raw) - known)
-    missing = sorted({"id", "version", "output", "system", "user"} - set(raw))
+    missing = sorted(required - set(raw))
     if unknown or missing:
         raise ConfigError(f"{source}: " + (f"unknown key {unknown[0]!r}" if unknown
                                             else f"missing key {missing[0]!r}"))
+    return raw
+
+
+def read_template(path: str | Path, text: str | None = None) -> Template:
+    """A :class:`Template` from a TOML file, with a clear error for a bad one."""
+    source = str(path)
+    raw = read_template_fields(path, text, Template, {"id", "version", "output", "system", "user"})
     try:
         return Template(**raw, source=source)
     except TypeError as e:

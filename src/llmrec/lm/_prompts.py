@@ -16,7 +16,6 @@ example of a run ever sees a held-out item (tests/lm/test_prompts.py checks ever
 from __future__ import annotations
 
 import string
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..knowledge import Rendered, TrainHistory
+from ..knowledge import Rendered, TrainHistory, read_template_fields
 
 PACKAGED = ("next_item", "preference")
 RATING_WORDS = {1: "hated", 2: "disliked", 3: "okay", 4: "liked", 5: "loved"}
@@ -79,20 +78,9 @@ class Example:
 
 
 def read_prompt_template(path: str | Path, text: str | None = None) -> PromptTemplate:
-    source = str(path)
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8") if text is None else text)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: template file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{source}: invalid TOML ({e})") from None
-    known = {f for f in PromptTemplate.__dataclass_fields__ if f != "source"}
-    unknown = sorted(set(raw) - known)
-    missing = sorted({"id", "version", "system", "user", "answer"} - set(raw))
-    if unknown or missing:
-        raise ConfigError(f"{source}: " + (f"unknown key {unknown[0]!r}" if unknown
-                                            else f"missing key {missing[0]!r}"))
-    return PromptTemplate(**raw, source=source)
+    raw = read_template_fields(path, text, PromptTemplate,
+                               {"id", "version", "system", "user", "answer"})
+    return PromptTemplate(**raw, source=str(path))
 
 
 def load_prompt_template(name_or_path: str | Path) -> PromptTemplate:
