@@ -186,3 +186,32 @@ def test_bad_files_give_one_clear_line(tmp_path, ml100k_slice, trained_run):
     assert proc.returncode == 2 and "truncated" in proc.stderr, proc.stderr
     proc = llmrec("recommend", str(trained_run), "--user", "99999", check=False)
     assert proc.returncode == 2 and "user '99999' is not in" in proc.stderr
+
+
+def test_demo_lanes_balance_cost_and_keep_every_model():
+    from llmrec.cli.demo import lanes
+
+    assert lanes(["pop", "gru4rec", "sasrec", "bert4rec"], 2) == [["bert4rec", "pop"],
+                                                                   ["sasrec", "gru4rec"]]
+    assert lanes(["sasrec", "gru4rec"], 1) == [["sasrec", "gru4rec"]]
+    assert lanes(["sasrec"], 4) == [["sasrec"]]
+
+
+def test_demo_trains_in_parallel_lanes_the_runs_one_lane_reuses(ml100k_slice):
+    """Two worker processes (one thread each) write the very run folders that the one-lane
+    path then finds finished: same config hash, same metrics, records in the asked order."""
+    from llmrec.cli.demo import train_models
+
+    budget = {"gru4rec": ["model.epochs=2", "model.max_seq_len=20"],
+              "sasrec": ["model.epochs=2", "model.max_seq_len=20"]}
+    models = ["sasrec", "pop", "gru4rec"]
+    parallel = train_models(models, 3, jobs=2, quiet=True, dataset=str(ml100k_slice),
+                            budget=budget)
+    assert [r["model"] for r in parallel] == models
+    assert not any(r["cached"] for r in parallel)
+    assert len({r["run_dir"] for r in parallel}) == 3
+    serial = train_models(models, 3, jobs=1, quiet=True, dataset=str(ml100k_slice),
+                          budget=budget)
+    assert [r["run_dir"] for r in serial] == [r["run_dir"] for r in parallel]
+    assert all(r["cached"] for r in serial)
+    assert [r["test"]["ndcg@10"] for r in serial] == [r["test"]["ndcg@10"] for r in parallel]
