@@ -24,12 +24,13 @@ def data():
     return SimpleNamespace(n_items=inter.n_items, name="chains"), leave_one_out(inter), vectors
 
 
-@pytest.mark.parametrize("variant", ["sasrec-text", "tiger-random", "tiger-pq"])
+@pytest.mark.parametrize("variant", ["sasrec-text", "tiger-random", "tiger-pq", "tiger-das"])
 def test_one_run_has_accuracy_cold_and_cost_columns(data, variant):
     cfg = RepresentationBenchConfig(
         dataset="chains", seeds=(1,), id_levels=2, id_codebook_size=8, cold_max_count=1000,
         sasrec={"epochs": 2, "embedding_size": 16, "max_seq_len": 10},
-        tiger={"epochs": 2, "embedding_size": 16, "num_heads": 2, "ffn_size": 32})
+        tiger={"epochs": 2, "embedding_size": 16, "num_heads": 2, "ffn_size": 32},
+        rqvae_epochs=3)
     record = run_one(variant, 1, cfg, data)
     assert 0 <= record["ndcg@10"] <= record["recall@10"] <= 1
     assert record["cold_cases"] == record["cases"] == 60          # every target is "cold"
@@ -41,6 +42,8 @@ def test_one_run_has_accuracy_cold_and_cost_columns(data, variant):
     assert np.mean(per["ndcg@10"]) == pytest.approx(record["ndcg@10"])
     if variant == "tiger-random":                      # unique by construction
         assert record["ids"]["collision_rate"] == 0.0 and record["ids"]["levels"] == 2
+    if variant == "tiger-das":                         # an RQ-VAE: a reconstruction error
+        assert 0 < record["ids"]["reconstruction_error"] < 2
     if variant == "tiger-pq":                          # 30 items in 8 x 8 cells collide:
         assert record["ids"]["collision_rate"] > 0     # a disambiguation level is added
         assert record["ids"]["levels"] == 3 and record["ids"]["reconstruction_error"] < 1

@@ -22,9 +22,12 @@ def tokenize(tmp_path, *args: str) -> tuple[int, Path]:
     return code, out
 
 
-@pytest.mark.parametrize("method", ["rqkmeans", "pq", "random", "sequential", "collaborative"])
+@pytest.mark.parametrize("method", ["rqkmeans", "pq", "das", "random", "sequential",
+                                    "collaborative"])
 def test_writes_a_unique_queryable_table_and_prints_diagnostics(tmp_path, capsys, method):
-    code, out = tokenize(tmp_path, "--method", method, "--levels", "2", "--codebook-size", "4")
+    extra = ["--epochs", "3"] if method == "das" else []
+    code, out = tokenize(tmp_path, "--method", method, "--levels", "2", "--codebook-size", "4",
+                         *extra)
     assert code == 0
     text = capsys.readouterr().out
     assert "collision rate" in text and "entropy bits" in text and "utilisation" in text
@@ -35,8 +38,10 @@ def test_writes_a_unique_queryable_table_and_prints_diagnostics(tmp_path, capsys
     assert lines[0] == "item_id\tcodes" and len(lines) == 13
     meta = json.loads((out / "meta.json").read_text())
     assert "collision_rate" in meta["diagnostics"] and "levels" in meta["diagnostics"]
-    if method in ("rqkmeans", "pq"):
+    if method in ("rqkmeans", "pq", "das"):
         assert meta["diagnostics"]["reconstruction_error"] is not None
+    if method == "das":
+        assert meta["method"] == "das" and meta["config"]["cf_weight"] == 0.1
 
 
 def test_collaborative_and_fusion_inputs_from_a_sasrec_run(tmp_path, capsys):
@@ -56,7 +61,7 @@ def test_collaborative_and_fusion_inputs_from_a_sasrec_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--input", "collaborative"], "needs --run"),
-    (["--method", "rqkmeans", "--epochs", "3"], "--epochs applies to --method rqvae"),
+    (["--method", "rqkmeans", "--epochs", "3"], "--epochs applies to --method rqvae and das"),
     (["--method", "random", "--levels", "1", "--codebook-size", "2"], "do not fit"),
     (["--run", "/nonexistent"], "--run is only used"),
 ])

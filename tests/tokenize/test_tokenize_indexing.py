@@ -18,7 +18,7 @@ from llmrec.tokenize._indexing import to_digits
 
 
 def test_registry_names():
-    assert set(TOKENIZERS) == {"rq-kmeans", "rq-vae", "pq", "random", "sequential",
+    assert set(TOKENIZERS) == {"rq-kmeans", "rq-vae", "pq", "das", "random", "sequential",
                                "collaborative"}
     assert all(cls.name == name for name, cls in TOKENIZERS.items())
 

@@ -15,7 +15,10 @@ same full-ranking metrics with seen items masked:
 - ``tiger-random``: TIGER over random IDs of the same shape (the control: semantics or not);
   ``tiger-sequential`` and ``tiger-collaborative``: the other indexing baselines of "How to
   Index Item IDs" (time of first appearance; spectral clustering of co-occurrence), not run by
-  default.
+  default;
+- ``tiger-das``: TIGER over DAS codes (the same text vectors quantised by an RQ-VAE trained
+  with contrastive alignment to the training co-occurrence; :mod:`llmrec.tokenize._das`), not
+  run by default.
 
 The CTR side (``ctr-*``) trains one CTR backbone (``ctr_model``, default DIN) on the CTR task of
 ``llmrec bench knowledge`` (rating >= 4 is a click, KAR's user split 8:1:1, no k-core), with the
@@ -28,7 +31,9 @@ item represented as
   (``llmrec knowledge generate --history ctr-profile``);
 - ``ctr-id+semantic-id``: ID + the item's RQ-KMeans codes as ``id_levels`` more categorical
   fields (items with similar texts share embeddings of a code);
-- ``ctr-id+random-id``: ID + random codes of the same shape (the control: capacity, not meaning).
+- ``ctr-id+random-id``: ID + random codes of the same shape (the control: capacity, not meaning);
+- ``ctr-id+das-id``: ID + DAS codes (text aligned with the profile interactions' co-occurrence),
+  not run by default.
 
 Columns there: test AUC, logloss, GAUC; AUC on *rare* items (fewer than ``rare_items`` training
 samples: the CTR task's cold-start view); parameters, training seconds, and inference ms per
@@ -63,15 +68,16 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 
 TIGER_METHODS = {"tiger-rqkmeans": "rq-kmeans", "tiger-rqvae": "rq-vae", "tiger-pq": "pq",
+                 "tiger-das": "das",
                  "tiger-random": "random", "tiger-sequential": "sequential",
                  "tiger-collaborative": "collaborative"}
 SEQ_VARIANTS = ("sasrec-id", "sasrec-text", "sasrec-id+text", "sasrec-id+knowledge",
                 *TIGER_METHODS)
 CTR_VARIANTS = ("ctr-id", "ctr-id+text", "ctr-id+knowledge", "ctr-id+semantic-id",
-                "ctr-id+random-id")
+                "ctr-id+random-id", "ctr-id+das-id")
 VARIANTS = SEQ_VARIANTS + CTR_VARIANTS
-DEFAULT_VARIANTS = tuple(v for v in VARIANTS
-                         if v not in ("tiger-sequential", "tiger-collaborative"))
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v not in (
+    "tiger-sequential", "tiger-collaborative", "tiger-das", "ctr-id+das-id"))
 METRICS = ("ndcg@10", "recall@10")
 
 
@@ -156,10 +162,16 @@ def _model(variant: str, seed: int, cfg: RepresentationBenchConfig, vectors: np.
     method = TIGER_METHODS[variant]
     opts: dict[str, Any] = {"levels": cfg.id_levels, "codebook_size": cfg.id_codebook_size,
                             "seed": seed}
-    if method == "rq-vae":
+    if method in ("rq-vae", "das"):
         opts["epochs"] = cfg.rqvae_epochs
     if method in QUANTIZERS:              # the text vectors every variant shares
         ids = semantic_ids(vectors, method, collisions="level", **opts)
+    elif method == "das":                 # the same vectors, aligned with training co-occurrence
+        from ..tokenize import cooccurrence
+
+        cooc = cooccurrence(split.train.user, split.train.item, ds.n_items)
+        ids = semantic_ids({"vectors": vectors, "cooccurrence": cooc}, method,
+                           collisions="level", **opts)
     else:
         ids = tokenize_items(ds, split.train, method, **opts)
     model = TIGER(**{**cfg.tiger, "seed": seed})
@@ -266,11 +278,13 @@ def run_ctr_variants(cfg: RepresentationBenchConfig, variants: tuple[str, ...],
             key["knowledge"] = {"source": source, "encoder": tables.encoder,
                                 "vectors": array_hash(tables.item, tables.user)}
         for seed in cfg.seeds:
-            if variant in ("ctr-id+semantic-id", "ctr-id+random-id"):
-                method = "rq-kmeans" if variant == "ctr-id+semantic-id" else "random"
+            if variant in ("ctr-id+semantic-id", "ctr-id+random-id", "ctr-id+das-id"):
+                method = {"ctr-id+semantic-id": "rq-kmeans", "ctr-id+random-id": "random",
+                          "ctr-id+das-id": "das"}[variant]
+                extra = {"epochs": cfg.rqvae_epochs} if method == "das" else {}
                 ids = tokenize_items(ds, base.profile, method, "text", encoder=cfg.encoder,
                                      levels=cfg.id_levels, codebook_size=cfg.id_codebook_size,
-                                     seed=seed)
+                                     seed=seed, **extra)
                 codes = ids.codes[:, :cfg.id_levels]        # the item id already tells apart
                 data, label = base.with_item_codes(codes), variant[len("ctr-id+"):]
                 key = {**base_key, "knowledge": None,

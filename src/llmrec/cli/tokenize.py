@@ -19,21 +19,22 @@ from ._common import (add_data_options, int_range, load_options, non_negative_in
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokenize", help="semantic IDs of a data set's items (RQ-KMeans, "
-                       "RQ-VAE, PQ, indexing baselines) with diagnostics")
+                       "RQ-VAE, PQ, DAS, indexing baselines) with diagnostics")
     p.add_argument("--dataset", default="ml-100k", help="registered name or a path")
     p.add_argument("--method", default="rqkmeans", choices=METHODS)
     p.add_argument("--input", default="text", choices=INPUTS,
                    help="quantizers only: text vectors, a trained SASRec's item vectors "
-                   "(--run), or both fused")
+                   "(--run), or both fused; das: text or knowledge")
     p.add_argument("--run", help="a finished `llmrec train --model sasrec` run folder "
-                   "(collaborative and fusion inputs)")
+                   "(collaborative and fusion inputs; das: CF vectors to align with, else "
+                   "PMI-SVD of the training co-occurrence)")
     p.add_argument("--levels", type=positive_int, default=3)
     p.add_argument("--codebook-size", type=int_range(2), default=32)
     p.add_argument("--collisions", choices=["level", "balanced", "sinkhorn", "none"],
                    help="default: level (TIGER) for quantizers and collaborative, none for "
                    "random and sequential")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--epochs", type=positive_int, help="rqvae only: training epochs")
+    p.add_argument("--epochs", type=positive_int, help="rqvae and das: training epochs")
     p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
     p.add_argument("--user-core", type=non_negative_int, default=5)
     p.add_argument("--item-core", type=non_negative_int, default=5)
@@ -54,12 +55,12 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     method = canonical_method(args.method)
     config = {"levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed}
     if args.epochs is not None:
-        if method != "rq-vae":
-            raise ConfigError("--epochs applies to --method rqvae only")
+        if method not in ("rq-vae", "das"):
+            raise ConfigError("--epochs applies to --method rqvae and das only")
         config["epochs"] = args.epochs
     needs_run = method in QUANTIZERS and args.input in ("collaborative", "fusion")
     collaborative = None
-    if needs_run:
+    if needs_run or (method == "das" and args.run):
         if not args.run:
             raise ConfigError(f"--input {args.input} needs --run, a trained SASRec run folder")
         from ..runs import open_run
@@ -76,16 +77,18 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     else:
         if args.run:
             raise ConfigError("--run is only used with a quantizer and --input collaborative "
-                              "or fusion")
+                              "or fusion, or with --method das")
         ds = load_dataset(args.dataset, preprocessing=Preprocessing(
             user_core=args.user_core, item_core=args.item_core), **load_options(args))
         train = leave_one_out(ds.interactions).train
     t0 = time.perf_counter()
-    ids = tokenize_items(ds, train, method, args.input if method in QUANTIZERS else "text",
+    ids = tokenize_items(ds, train, method,
+                         args.input if method in (*QUANTIZERS, "das") else "text",
                          collaborative=collaborative, collisions=args.collisions,
                          encoder=args.encoder, progress=not args.quiet, **config)
     seconds = time.perf_counter() - t0
-    source = args.input if method in QUANTIZERS else "interactions"
+    source = (args.input if method in QUANTIZERS else
+              f"{args.input}+interactions" if method == "das" else "interactions")
     name = Path(ds.name).name.replace(".", "_")
     folder = (Path(args.output) if args.output else
               llmrec_home() / "ids" / f"{name}-{args.method}-{source}-{ids.key[:12]}")

@@ -1,6 +1,7 @@
 """Semantic IDs: item vectors (or interaction structure) -> short unique tuples of codes.
 
-Quantizers of item vectors (``rq-kmeans``, ``rq-vae`` after TIGER, ``pq`` after MOTOR) and the
+Quantizers of item vectors (``rq-kmeans``, ``rq-vae`` after TIGER, ``pq`` after MOTOR, ``das``:
+an RQ-VAE trained jointly with contrastive alignment to collaborative signal) and the
 indexing baselines of "How to Index Item IDs" (``random``, ``sequential``, ``collaborative``),
 all with the same steps::
 
@@ -28,6 +29,7 @@ from ._collisions import (
     collision_rate,
 )
 from ._config import TokenizerConfig
+from ._das import DAS, DASConfig, ppmi_svd
 from ._diagnostics import format_diagnostics
 from ._ids import SemanticIds, Trie
 from ._indexing import RandomIndexing, SequentialIndexing
@@ -42,6 +44,7 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
     "random": RandomIndexing,
     "sequential": SequentialIndexing,
     "collaborative": CollaborativeIndexing,
+    "das": DAS,
 }
 
 
@@ -55,9 +58,9 @@ def semantic_ids(data: Any, method: str = "rq-kmeans", config: TokenizerConfig |
 
 
 __all__ = [
-    "PQ", "RQVAE", "STRATEGIES", "TOKENIZERS", "CollaborativeConfig", "CollaborativeIndexing",
+    "DAS", "DASConfig", "PQ", "RQVAE", "STRATEGIES", "TOKENIZERS", "CollaborativeConfig", "CollaborativeIndexing",
     "PQConfig", "Quantizer", "RQKMeans", "RQKMeansConfig", "RQVAEConfig", "RandomIndexing",
     "SemanticIds", "SequentialIndexing", "Strategy", "Tokenizer", "TokenizerConfig", "Trie",
     "add_disambiguation_level", "array_hash", "balance_last_level", "collision_rate",
-    "cooccurrence", "format_diagnostics", "fuse", "relative_mse", "semantic_ids",
+    "cooccurrence", "format_diagnostics", "fuse", "ppmi_svd", "relative_mse", "semantic_ids",
 ]

@@ -131,16 +131,18 @@ class RQVAENet(nn.Module):
         return torch.stack(codes, 1), torch.stack(inputs), quantized, torch.stack([book_loss,
                                                                                    commit])
 
-    def forward(self, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor,
-                                                              torch.Tensor, torch.Tensor]:
-        """x (B, d) -> loss, reconstruction loss, codes (B, L), level inputs (L, B, D)."""
+    def forward(self, x: torch.Tensor, beta: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                           tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, d) -> loss, reconstruction loss, codes (B, L), level inputs (L, B, D), and the
+        latent before and after quantisation ``(z, sum of codewords)``, (B, D) each."""
         z = self.encoder(x)
         codes, inputs, quantized, vq = self.quantize(z)
         z_q = z + (quantized - z).detach()      # straight-through: value = codewords, grad -> z
         x_hat = self.decoder(z_q)                               # (B, d)
         recon = ((x_hat - x) ** 2).sum(1).mean()
         # codebooks learn only from vq[0]; the encoder from recon (through z_q) and vq[1]
-        return recon + vq[0] + beta * vq[1], recon, codes, inputs
+        return recon + vq[0] + beta * vq[1], recon, codes, inputs, (z, quantized)
 
 
 class RQVAE(Quantizer):
@@ -156,7 +158,7 @@ class RQVAE(Quantizer):
         self.history_: list[dict[str, float]] = []
 
     def fit(self, data: Any) -> Self:
-        x_np = as_vectors(data)
+        x_np = self._fit_input(data)
         cfg = self.config
         x = torch.from_numpy(x_np)
         n = len(x)
@@ -164,19 +166,24 @@ class RQVAE(Quantizer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             net = RQVAENet(x.shape[1], cfg)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+            extra = self._extra_module(cfg.latent_size)
+        params = [*net.parameters(), *(extra.parameters() if extra is not None else [])]
+        opt = torch.optim.Adam(params, lr=cfg.learning_rate)
         batch = min(cfg.batch_size, n)
         self.history_ = []
-        for epoch in tqdm(range(cfg.epochs), desc="rq-vae", disable=None, leave=False):
+        for epoch in tqdm(range(cfg.epochs), desc=self.name, disable=None, leave=False):
             net.train()
             perm = torch.randperm(n, generator=gen)
             used = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.bool)
             total = recon_total = 0.0
             for start in range(0, n, batch):
-                xb = x[perm[start:start + batch]]
+                idx = perm[start:start + batch]
+                xb = x[idx]
                 if epoch == 0 and start == 0:
                     self._kmeans_init(net, xb, gen)
-                loss, recon, codes, _ = net(xb, cfg.beta)
+                loss, recon, codes, _, latents = net(xb, cfg.beta)
+                if extra is not None:
+                    loss = loss + self._extra_loss(extra, net, x, idx, latents, gen)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -193,6 +200,21 @@ class RQVAE(Quantizer):
                  last["recon"], last["utilisation"], extra={"rqvae": last})
         self.net = net.eval()
         return self._finish_fit(x_np)
+
+    # hooks for variants that add a loss to the same training loop (DAS, ``_das.py``)
+    def _fit_input(self, data: Any) -> np.ndarray:
+        """The (n, d) float32 item vectors to auto-encode, from what ``fit`` was given."""
+        return as_vectors(data)
+
+    def _extra_module(self, latent_size: int) -> nn.Module | None:
+        """Extra trainable parameters (built under the fit's seed), or None."""
+        return None
+
+    def _extra_loss(self, extra: nn.Module, net: RQVAENet, x: torch.Tensor,
+                    idx: torch.Tensor, latents: tuple[torch.Tensor, torch.Tensor],
+                    gen: torch.Generator) -> torch.Tensor:
+        """A loss added to the batch ``x[idx]``'s RQ-VAE loss."""
+        raise NotImplementedError
 
     def _kmeans_init(self, net: RQVAENet, xb: torch.Tensor, gen: torch.Generator) -> None:
         with torch.no_grad():

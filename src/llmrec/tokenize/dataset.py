@@ -9,6 +9,8 @@
   (``llmrec knowledge generate``; every store of the data set, see
   :func:`~llmrec.knowledge.stored_item_knowledge`), encoded like ``"text"``.
 
+``das`` quantises the text (or knowledge) vectors while aligning them with the *training*
+interactions (their co-occurrence, and a run's item vectors when given).
 The indexing baselines take no vectors: ``random`` needs only the item count, ``sequential``
 and ``collaborative`` (clustering of co-occurrence) read the *training* interactions only
 (the leakage rule: nothing of a valid or test event reaches the IDs).
@@ -23,13 +25,13 @@ import numpy as np
 
 from ..data import Dataset, Interactions
 from ..errors import ConfigError, DataError
-from . import TOKENIZERS, fuse, semantic_ids
+from . import TOKENIZERS, cooccurrence, fuse, semantic_ids
 from ._ids import SemanticIds
 
 INPUTS = ("text", "collaborative", "fusion", "knowledge")
 ALIASES = {"rqkmeans": "rq-kmeans", "rqvae": "rq-vae"}
 QUANTIZERS = ("rq-kmeans", "rq-vae", "pq")
-METHODS = ("rqkmeans", "rqvae", "pq", "random", "sequential", "collaborative")
+METHODS = ("rqkmeans", "rqvae", "pq", "das", "random", "sequential", "collaborative")
 
 
 def canonical_method(method: str) -> str:
@@ -101,8 +103,21 @@ def tokenize_items(ds: Dataset, train: Interactions, method: str = "rq-kmeans",
         raise DataError(f"training interactions have {train.n_items} items, {ds.name} "
                         f"{ds.n_items}")
     strategy = collisions or ("none" if name in ("random", "sequential") else "level")
-    if name in QUANTIZERS:
-        data: Any = item_vectors(ds, input, collaborative=collaborative, encoder=encoder,
+    if name == "das":                 # content vectors + collaborative signal of training data
+        if input not in ("text", "knowledge"):
+            raise ConfigError(f"das quantises text or knowledge vectors, not {input!r}; its "
+                              "collaborative side comes from the training interactions (and "
+                              "a run's item vectors, if given)")
+        vectors = text_vectors(ds, encoder, progress, knowledge=input == "knowledge")
+        cooc = cooccurrence(train.user, train.item, ds.n_items)
+        data: Any = {"vectors": vectors, "cooccurrence": cooc}
+        if collaborative is not None:
+            if len(collaborative) != ds.n_items:
+                raise DataError(f"collaborative vectors have {len(collaborative)} rows, "
+                                f"{ds.name} has {ds.n_items} items")
+            data["collaborative"] = _normalise(np.asarray(collaborative, dtype=np.float32))
+    elif name in QUANTIZERS:
+        data = item_vectors(ds, input, collaborative=collaborative, encoder=encoder,
                                  progress=progress)
     elif name == "random":
         data = ds.n_items
