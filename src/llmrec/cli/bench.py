@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset")
     r.add_argument("--seeds", type=positive_int, help="number of seeds (42, 43, ...; default 3)")
     r.add_argument("--variants", help="comma-separated subset (default: all but "
-                   "tiger-sequential and tiger-collaborative)")
+                   "tiger-sequential, tiger-collaborative, tiger-das and ctr-id+das-id)")
     r.add_argument("--ctr-model", help="CTR backbone of the ctr-* variants (default: din)")
     r.add_argument("--sasrec-epochs", type=positive_int, help="cap SASRec epochs (default: 200)")
     r.add_argument("--tiger-epochs", type=positive_int, help="cap TIGER epochs (default: 30)")
