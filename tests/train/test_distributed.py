@@ -122,3 +122,39 @@ def test_shard_splits_every_leaf_of_a_batch_contiguously():
     assert parts[0]["pair"][0].tolist() == [0, 1]
     assert isinstance(parts[0]["pair"], tuple) and len(parts[1]["pair"][1][0]) == 3
     assert shard(batch, 0, 1) is batch
+
+
+def test_a_ctr_ranker_trains_the_same_in_two_processes(one_process, tmp_path):
+    """`torchrun ... -m llmrec ranker RUN --model deepfm`: the CTR model goes through the same
+    trainer (shards, weighted gradient all-reduce); rank 0 alone writes RUN/ctr, and its
+    weights match one process's within float tolerance after an epoch of ~160 steps (dropout
+    0: masks drawn per shard differ from one mask of the whole batch; DIN's batch norm is
+    left out for the same reason, each shard normalises by its own batch statistics). Longer
+    runs drift apart as ReLU units near zero flip on float rounding, as any two summation
+    orders do."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    runs = {}
+    for procs in (1, 2):
+        run = tmp_path / f"run{procs}"
+        shutil.copytree(one_process, run, ignore=shutil.ignore_patterns("ctr", ".ctr-*"))
+        launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={procs}"] if procs > 1 else [sys.executable])
+        proc = subprocess.Popen(
+            [*launch, "-m", "llmrec", "--quiet", "ranker", str(run), "--model", "deepfm",
+             "--epochs", "1", "--threads", "1", "--knowledge-source", "none", "--dropout", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = finish(proc)
+        assert out.count("ranker: ") == 1                  # one report, from rank 0
+        assert not list(run.glob(".ctr-*"))                # no half-written folder left
+        runs[procs] = (load_file(str(run / "ctr" / "model.safetensors")),
+                       json.loads((run / "ctr" / "model.json").read_text())["fit_info"])
+    (one, info1), (two, info2) = runs[1], runs[2]
+    assert one.keys() == two.keys()
+    for key, value in one.items():
+        torch.testing.assert_close(two[key], value, rtol=1e-3, atol=1e-4)
+    assert info2["best_valid_auc"] == pytest.approx(info1["best_valid_auc"], abs=1e-5)

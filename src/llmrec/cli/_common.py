@@ -39,6 +39,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """An argparse ``type`` for a number in [0, 1) (dropout, shares)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number, not {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
 positive_int = int_range(1)                 # sizes, epochs, counts, threads, workers
 non_negative_int = int_range(0)             # 0 has a meaning (e.g. "all cores", "no filter")
 seed_int = int_range(0, SEED_MAX)           # what numpy and torch accept

@@ -21,7 +21,7 @@ from ..bench.seqrec import (compare, significance, significance_text, summarize,
 from ..data import describe, fetch, load_dataset
 from ..runs import open_run, recommend_user
 from .._table import format_table
-from ._common import seed_int
+from ._common import positive_int, seed_int
 
 DEMO_MODELS = ("pop", "gru4rec", "sasrec", "bert4rec")
 # The demo's training budget keeps `make demo` under 10 minutes on 2 cores; the README's table
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed_int, default=42)
     p.add_argument("--output", help="folder for results.json/.md (default: $LLMREC_HOME/demo)")
     p.add_argument("--user", default="196", help="user to show recommendations for")
-    p.add_argument("--jobs", type=_jobs, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="models trained at once, one thread each (default: 2, or 1 on one "
                         "core); 1 trains them one after another with progress bars")
     p.add_argument("--no-knowledge", action="store_true",
@@ -83,16 +83,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nresults: {json_path}  {md_path}")
     print(f"run folders: {Path(best['run_dir']).parent}   total {time.perf_counter() - t0:.0f} s")
     return 0
-
-
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--jobs must be a whole number >= 1, not {text!r}")
-    return n
 
 
 def lanes(models: list[str], jobs: int) -> list[list[str]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ._common import non_negative_int, positive_int, seed_int
+from ._common import non_negative_int, positive_int, seed_int, unit_interval
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sampled negatives per positive for --objective next-item")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--seed", type=seed_int, default=42)
+    p.add_argument("--dropout", type=unit_interval, default=0.2,
+                   help="dropout of the model's MLPs (default 0.2)")
     p.add_argument("--threads", type=non_negative_int, default=0,
                    help="torch threads (0: all cores)")
     p.set_defaults(func=cmd_ranker)
@@ -53,6 +55,7 @@ def cmd_ranker(args: argparse.Namespace) -> int:
     from ..encode import ENCODERS
     from ..runs import open_run
     from ..serve import save_ctr_ranker
+    from ..train import is_main
 
     if args.model not in CTR_MODELS:
         raise ConfigError(f"unknown CTR model {args.model!r}; choose from "
@@ -73,8 +76,10 @@ def cmd_ranker(args: argparse.Namespace) -> int:
                                   progress=not args.quiet)
         data = tables.attach(data)
     model = CTR_MODELS[args.model](epochs=args.epochs, seed=args.seed, knowledge=knowledge,
-                                   threads=args.threads)
+                                   threads=args.threads, dropout=args.dropout)
     test, probs, _ = fit_and_test(model, data, progress=not args.quiet)
+    if not is_main():                 # under torchrun: every rank trained, rank 0 saves
+        return 0
     metrics = ctr_metrics(test.label, probs, test.user)
     folder = save_ctr_ranker(run.run_dir, model, data, ds, {
         "objective": args.objective, "history_ratings": args.objective == "rating",

@@ -18,6 +18,8 @@ one process:
   item table), which DDP's forward hook would not see; syncing after ``backward`` covers every
   parameter that got a gradient, whatever path produced it;
 - the batch loss and sample counts ride in the same all-reduce, so logged losses are global;
+- floating-point buffers (batch-norm running statistics) are averaged over ranks after each
+  step (:func:`average_buffers`);
 - full-ranking validation is sharded over ranks (each ranks every N-th case) and the per-case
   sums are all-reduced: the result equals one process's evaluation;
 - rank 0 alone writes the run folder (checkpoints, best weights, logs); every rank reads the
@@ -149,6 +151,22 @@ class GradientSync:
             n = g.numel()
             g.copy_(flat[offset:offset + n].view_as(g))
             offset += n
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average the floating-point buffers (batch-norm running statistics, e.g. in DIN's Dice)
+    over ranks, so that every rank, and the weights rank 0 saves, hold statistics of all
+    shards. ``DistributedDataParallel`` instead broadcasts rank 0's buffers, which keeps only
+    rank 0's shards; batch normalisation in training mode still uses each shard's own batch
+    statistics (as DDP without ``SyncBatchNorm``), so a model with batch norm does not follow
+    the one-process curve exactly."""
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if not bufs or world()[1] == 1:
+        return
+    flat = torch.cat([b.reshape(-1) for b in bufs])
+    dist.all_reduce(flat)
+    flat /= world()[1]
+    GradientSync._scatter(flat, bufs)
 
 
 def all_reduce_sums(values: dict[str, float]) -> dict[str, float]:

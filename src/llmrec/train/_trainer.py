@@ -37,7 +37,8 @@ from ..eval import evaluate
 from ..errors import ConfigError
 from ._checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from ._config import TrainConfig
-from ._distributed import (GradientSync, all_reduce_sums, broadcast_parameters, init_from_env,
+from ._distributed import (GradientSync, all_reduce_sums, average_buffers, broadcast_parameters,
+                           init_from_env,
                            shard, world)
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,8 @@ class Trainer:
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
                 optimizer.step()
+                if sync is not None:
+                    average_buffers(module)
                 loss_sum += batch_loss * n
                 seen += n
                 bar.update(n)
