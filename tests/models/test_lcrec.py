@@ -13,7 +13,8 @@ import torch
 from llmrec.data import leave_one_out
 from llmrec.errors import ConfigError
 from llmrec.models import LCRec
-from llmrec.testing import RecommenderContract, chain_interactions
+from llmrec.testing import (RecommenderContract, chain_interactions, tiny_tokenizer,
+                            write_tiny_lm)
 
 TINY = dict(tasks=["seq"], ids="random", id_levels=2, id_codebook_size=4, beam_size=6,
             samples_per_user=8, epochs=10, batch_size=16, micro_batch_size=16,
@@ -22,25 +23,9 @@ TINY = dict(tasks=["seq"], ids="random", id_levels=2, id_codebook_size=4, beam_s
 
 @pytest.fixture(scope="session")
 def tiny_lm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A hidden-32, 2-layer Llama with SmolLM2's tokenizer (from the cached conversion of the
-    packaged GGUF; converted once per machine), randomly initialised, saved as a folder."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from llmrec.lm import load_lm
-
-    out = tmp_path_factory.mktemp("tiny-lm")
-    cache = Path(request.config.cache.mkdir("llmrec-lm"))
-    converted = sorted(cache.glob("gguf/*/tokenizer.json"))
-    tok = (AutoTokenizer.from_pretrained(converted[0].parent) if converted
-           else load_lm(cache_dir=cache).tokenizer)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, tie_word_embeddings=True,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+    """A hidden-32, 2-layer Llama with SmolLM2's tokenizer, randomly initialised."""
+    tok = tiny_tokenizer(request.config.cache.mkdir("llmrec-lm"))
+    return write_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), tok)
 
 
 class TestLCRecContract(RecommenderContract):
@@ -92,21 +77,22 @@ class TestLCRecContract(RecommenderContract):
                     total += float(sub[ok.index(int(codes[item][level]))] - sub.logsumexp(0))
                 assert score == pytest.approx(total, abs=1e-4)
 
-    def test_random_init_is_seeded_and_differs(self, fitted, chains, tiny_lm):
+    def test_random_init_is_seeded_and_differs(self, fitted, tiny_lm):
+        from safetensors.torch import load_file
+
+        name = "model.layers.0.self_attn.q_proj.weight"
         a, b, c = (LCRec(**{**TINY, "lm": tiny_lm, "init": "random", "seed": s})
                    for s in (1, 1, 2))
         for m in (a, b, c):
             m._load_lm(fitted.codes, fitted.sizes)
-        w = [dict(m.lm.model.named_parameters())["model.layers.0.self_attn.q_proj.weight"]
-             for m in (a, b, c)]
-        pre = dict(fitted.lm.model.named_parameters())
+        w = [dict(m.lm.model.named_parameters())[name] for m in (a, b, c)]
         assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
-        # the pretrained path keeps the folder's weights (full fine-tuning moved them a little)
-        base = LCRec(**{**TINY, "lm": tiny_lm})
-        base._load_lm(fitted.codes, fitted.sizes)
-        q0 = dict(base.lm.model.named_parameters())["model.layers.0.self_attn.q_proj.weight"]
-        assert not torch.equal(q0, w[0])
-        assert (pre["model.layers.0.self_attn.q_proj.weight"] - q0).abs().max() < 0.5
+        assert a.lm.source["init"] == "random"
+        # the pretrained path starts from the folder's weights; "random" does not
+        q0 = load_file(Path(tiny_lm) / "model.safetensors")[name]
+        assert not torch.allclose(q0, w[0])
+        assert not torch.equal(dict(fitted.lm.model.named_parameters())[name], q0)  # trained
+        assert (dict(fitted.lm.model.named_parameters())[name] - q0).abs().max() < 0.5
 
 
 @pytest.fixture(scope="module")
