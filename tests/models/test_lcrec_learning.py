@@ -28,8 +28,8 @@ def test_lcrec_learns_deterministic_chains(request, tmp_path):
         return float(np.mean([model.recommend(h, 1).items[0] == cases.target_items[k]
                               for k, h in enumerate(histories)]))
 
-    untrained = top1(LCRec(**opts, max_steps=1, learning_rate=1e-9).fit(split.train,
-                                                                          progress=False))
+    untrained = top1(LCRec(**{**opts, "max_steps": 1, "learning_rate": 1e-9}).fit(
+        split.train, progress=False))
     trained = top1(LCRec(**opts, max_steps=200).fit(split.train, progress=False))
     # 5 of 6 chain items are in a test history, 12 - 5 = 7 candidates: chance is 1/7
     assert trained >= 0.35 and trained >= untrained + 0.2, (trained, untrained)
