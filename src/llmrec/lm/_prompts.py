@@ -26,7 +26,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..knowledge import Rendered, TrainHistory, read_template_fields
 
-PACKAGED = ("next_item", "preference")
+PACKAGED = ("next_item", "preference", "lcrec_seq", "lcrec_item2index", "lcrec_index2item",
+            "lcrec_fusion")
 RATING_WORDS = {1: "hated", 2: "disliked", 3: "okay", 4: "liked", 5: "loved"}
 
 

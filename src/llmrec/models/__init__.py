@@ -5,6 +5,7 @@ from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
 from .bpr import BPR, BPRConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
+from .lcrec import LCRec, LCRecConfig
 from .hstu import HSTU, HSTUConfig
 from .lightgcn import LightGCN, LightGCNConfig
 from .pop import Pop
@@ -19,6 +20,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bert4rec": BERT4Rec,
     "hstu": HSTU,
     "tiger": TIGER,
+    "lcrec": LCRec,
     "bpr": BPR,
     "lightgcn": LightGCN,
     "autograph": AutoGraph,
@@ -26,6 +28,6 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 __all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
-           "GRU4RecConfig", "HSTU", "HSTUConfig", "LightGCN", "LightGCNConfig", "Pop",
+           "GRU4RecConfig", "HSTU", "HSTUConfig", "LCRec", "LCRecConfig", "LightGCN", "LightGCNConfig", "Pop",
            "RLMRec", "RLMRecConfig", "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]

@@ -27,7 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..tokenize import Trie
+from ..errors import ConfigError
+from ..tokenize import SemanticIds, Trie
+
+GENERATED_IDS = ("random", "sequential", "collaborative")
 
 Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 Reorder = Callable[[Any, torch.Tensor], Any]
@@ -100,3 +103,47 @@ def gather_beams(t: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     view = t.reshape(B, W_old, *t.shape[1:])
     idx = parent.reshape(B, W_new, *([1] * (t.dim() - 1))).expand(-1, -1, *t.shape[1:])
     return view.gather(1, idx).reshape(B * W_new, *t.shape[1:])
+
+
+def item_ids(train: Any, ids: str, levels: int, codebook_size: int, seed: int) -> SemanticIds:
+    """Item tuples for a generative recommender: ``ids`` is a folder written by ``llmrec
+    tokenize`` or one of :data:`GENERATED_IDS`, computed from the *training* interactions
+    ``train`` only (``levels`` x ``codebook_size``)."""
+    from pathlib import Path
+
+    from .. import tokenize
+
+    opts = {"levels": levels, "codebook_size": codebook_size, "seed": seed}
+    if ids == "random":
+        return tokenize.semantic_ids(train.n_items, "random", collisions="none", **opts)
+    if ids == "sequential":
+        return tokenize.semantic_ids((np.asarray(train.item), train.n_items), "sequential",
+                                     collisions="none", **opts)
+    if ids == "collaborative":
+        return tokenize.semantic_ids((train.user, train.item, train.n_items),
+                                     "collaborative", collisions="level", **opts)
+    if not Path(ids).is_dir():
+        raise ConfigError(f"model.ids must be one of {', '.join(GENERATED_IDS)} or a folder "
+                          f"written by `llmrec tokenize`; {ids!r} is neither")
+    return SemanticIds.load(ids)
+
+
+def popularity_tail(popularity: torch.Tensor) -> torch.Tensor:
+    """(N,) offsets ``-1 - r / N`` (``r``: training-popularity rank) that put the items outside
+    a beam after it, most popular first (see :func:`beam_scores`)."""
+    n = len(popularity)
+    rank = torch.empty(n)
+    rank[torch.sort(-popularity, stable=True).indices] = torch.arange(n, dtype=torch.float32)
+    return -1.0 - rank / n
+
+
+def beam_scores(items: torch.Tensor, scores: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+    """Full-catalogue scores (B, N) from a beam, items (B, W) and log-probs (B, W): a beam
+    item gets its log-probability, every other item ``lowest beam score + tail``, so it ranks
+    after the whole beam, by popularity (TIGER and LC-Rec score this way)."""
+    finite = torch.isfinite(scores)
+    low = torch.where(finite, scores, torch.zeros_like(scores)).min(dim=1).values
+    block = low.unsqueeze(1) + tail.unsqueeze(0)                               # (B, N)
+    rows = torch.arange(len(items)).unsqueeze(1).expand_as(items)
+    block[rows[finite], items[finite]] = scores[finite]
+    return block

@@ -57,12 +57,11 @@ from ..data import EvalCases, Interactions
 from ..errors import ConfigError
 from ..tokenize import SemanticIds
 from ..train import TrainConfig, Trainer
-from ._beam import child_table, constrained_beam_search, gather_beams
+from ._beam import (beam_scores, child_table, constrained_beam_search, gather_beams,
+                    item_ids, popularity_tail)
 from ._sequence import pad_right
 from ._transformer import reverse_positions
 from .base import Recommender
-
-GENERATED_IDS = ("random", "sequential", "collaborative")
 
 
 @dataclass
@@ -255,23 +254,8 @@ class TIGER(Recommender):
 
     # -- IDs ------------------------------------------------------------------------------
     def _make_ids(self, train: Interactions) -> SemanticIds:
-        from .. import tokenize
-
         cfg = self.config
-        opts = {"levels": cfg.id_levels, "codebook_size": cfg.id_codebook_size,
-                "seed": cfg.seed}
-        if cfg.ids == "random":
-            return tokenize.semantic_ids(train.n_items, "random", collisions="none", **opts)
-        if cfg.ids == "sequential":
-            return tokenize.semantic_ids((np.asarray(train.item), train.n_items), "sequential",
-                                         collisions="none", **opts)
-        if cfg.ids == "collaborative":
-            return tokenize.semantic_ids((train.user, train.item, train.n_items),
-                                         "collaborative", collisions="level", **opts)
-        if not Path(cfg.ids).is_dir():
-            raise ConfigError(f"model.ids must be one of {', '.join(GENERATED_IDS)} or a folder "
-                              f"written by `llmrec tokenize`; {cfg.ids!r} is neither")
-        return SemanticIds.load(cfg.ids)
+        return item_ids(train, cfg.ids, cfg.id_levels, cfg.id_codebook_size, cfg.seed)
 
     # -- training -------------------------------------------------------------------------
     def _build(self, codes: torch.Tensor, sizes: tuple[int, ...]) -> None:
@@ -360,19 +344,11 @@ class TIGER(Recommender):
 
     def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         if self._tail is None:                 # out-of-beam items: after the beam, by popularity
-            rank = torch.empty(self.n_items)
-            rank[torch.sort(-self.popularity, stable=True).indices] = torch.arange(
-                self.n_items, dtype=torch.float32)
-            self._tail = -1.0 - rank / self.n_items
+            self._tail = popularity_tail(self.popularity)
         out = []
         for start in range(0, len(histories), 64):
             items, scores = self.generate(histories[start:start + 64])
-            finite = torch.isfinite(scores)
-            low = torch.where(finite, scores, torch.zeros_like(scores)).min(dim=1).values
-            block = low.unsqueeze(1) + self._tail.unsqueeze(0)                 # (b, N)
-            rows = torch.arange(len(items)).unsqueeze(1).expand_as(items)
-            block[rows[finite], items[finite]] = scores[finite]
-            out.append(block)
+            out.append(beam_scores(items, scores, self._tail))
         return torch.cat(out)
 
     # -- persistence ----------------------------------------------------------------------
