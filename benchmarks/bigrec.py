@@ -1,7 +1,7 @@
 """BIGRec on ML-100K with the packaged SmolLM2-135M + LoRA: cost and quality on a user subset.
 
-    python benchmarks/bigrec.py --steps 120 --users 200 --out runs/bigrec-bench [--threads 1]
-        [--variant finetuned|zero-shot|random] [--gamma 0 ...]
+    python benchmarks/bigrec.py --steps 60 --users 100 --out runs/bigrec-bench [--threads 1]
+        [--max-items 5] [--variant finetuned|zero-shot|random] [--gamma 0 1 5]
 
 Trains (resumable: the same command on the same --out continues an interrupted run from its
 last checkpoint in OUT/VARIANT/lm/), then scores the test cases of the first ``--users`` users
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--users", type=int, default=200, help="0: every test user")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-items", type=int, default=5, help="history titles per prompt")
     ap.add_argument("--variant", choices=("finetuned", "zero-shot", "random"),
                     default="finetuned")
     ap.add_argument("--gamma", type=float, nargs="+", default=[0.0, 1.0, 5.0])
@@ -41,7 +42,7 @@ def main() -> None:
 
     cfg = load_config(model="bigrec", dataset="ml-100k")
     ds, split = prepare(cfg)
-    options = dict(max_steps=args.steps, threads=args.threads, learning_rate=5e-4,
+    options = dict(max_steps=args.steps, max_items=args.max_items, threads=args.threads, learning_rate=5e-4,
                    batch_size=8, micro_batch_size=4, warmup_steps=10, max_new_tokens=32,
                    generate_batch_size=16)
     if args.variant == "zero-shot":

@@ -89,6 +89,7 @@ class BIGRecConfig(ModelConfig):
     template: str = "next_title"
     max_items: int = 0               # history titles in a prompt; 0: the template's max_items
     scenario: str = "movie"
+    chat: bool = True                # wrap prompts in the tokenizer's chat template
     num_beams: int = 1
     max_new_tokens: int = 32
     generate_batch_size: int = 16
@@ -123,7 +124,7 @@ class BIGRecConfig(ModelConfig):
             learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
             batch_size=self.batch_size, micro_batch_size=self.micro_batch_size,
             epochs=self.epochs, max_steps=self.max_steps, max_time=self.max_time,
-            max_seq_len=self.max_seq_len, seed=self.seed, threads=self.threads,
+            max_seq_len=self.max_seq_len, chat=self.chat, seed=self.seed, threads=self.threads,
             progress=progress)
 
 
@@ -276,7 +277,8 @@ class BIGRec(Recommender):
 
     # -- generation and grounding -------------------------------------------------------
     def prompts(self, histories: list[np.ndarray]) -> list[str]:
-        """The chat-templated prompt text of each history (its last ``max_items`` titles)."""
+        """The prompt text of each history (its last ``max_items`` titles), chat-templated
+        unless ``chat = false``."""
         from ..lm import titles_prompt
 
         assert self.titles is not None
@@ -285,7 +287,7 @@ class BIGRec(Recommender):
         for h in histories:
             system, text = titles_prompt(template, [self.titles[i] for i in h],
                                          self.config.scenario)
-            out.append(self.lm.chat_text(text, system))
+            out.append(self.lm.chat_text(text, system) if self.config.chat else text)
         return out
 
     @torch.no_grad()
