@@ -42,7 +42,8 @@ def main() -> None:
 
     cfg = load_config(model="bigrec", dataset="ml-100k")
     ds, split = prepare(cfg)
-    options = dict(max_steps=args.steps, max_items=args.max_items, threads=args.threads, learning_rate=5e-4,
+    options = dict(max_steps=args.steps, max_items=args.max_items, threads=args.threads,
+                   learning_rate=5e-4,
                    batch_size=8, micro_batch_size=4, warmup_steps=10, max_new_tokens=32,
                    generate_batch_size=16)
     if args.variant == "zero-shot":

@@ -24,7 +24,8 @@ WORDS = ("apple river stone cloud tiger piano garden rocket candle mirror forest
          "dragon silver ocean planet window winter summer desert bridge engine shadow spider "
          "thunder violin wizard yellow zebra").split()
 TINY = dict(mode="full", encoder="hashing", max_items=1, chat=False, learning_rate=3e-2,
-            targets_per_user=5, batch_size=16, micro_batch_size=16, epochs=2, warmup_steps=5, max_new_tokens=6,
+            targets_per_user=5, batch_size=16, micro_batch_size=16, epochs=2, warmup_steps=5,
+            max_new_tokens=6,
             generate_batch_size=64, max_seq_len=64)
 # plain-text prompts that end with the last title, so the next title's first token is a
 # function of the token before it (a bigram): learnable by a tiny random model in seconds
@@ -108,7 +109,7 @@ class TestBIGRecContract(RecommenderContract):
         history = chains.test_cases().history(0)
         fitted.config.gamma = 0.0
         plain = fitted.score([history])[0]
-        fitted.config.gamma = 200.0
+        fitted.config.gamma = 100.0
         try:
             popular = fitted.score([history])[0]
         finally:
@@ -119,7 +120,7 @@ class TestBIGRecContract(RecommenderContract):
         pop = fitted.popularity.numpy()[rest]
         rank_corr = np.corrcoef(np.argsort(np.argsort(-popular.numpy()[rest])),
                                 np.argsort(np.argsort(-pop)))[0, 1]
-        assert rank_corr > 0.95, rank_corr
+        assert rank_corr > 0.9, rank_corr
 
     def test_model_folder_holds_the_adapter_and_loads_alone(self, fitted, tmp_path: Path):
         folder = fitted.save(tmp_path / "m")
@@ -149,10 +150,13 @@ def test_popularity_factor_limits():
     plain = grounded_scores(queries, items, popularity_factor(pop, 0.0))
     torch.testing.assert_close(plain.argsort(1, descending=True),
                                torch.cdist(queries, items).argsort(1))
-    strong = grounded_scores(queries, items, popularity_factor(pop, 500.0))
-    for row in strong:                       # beyond the nearest item: most popular first
-        order = row.argsort(descending=True)[1:6]
-        assert set(order.tolist()) <= set(pop.argsort(descending=True)[:7].tolist())
+    strong = grounded_scores(queries, items, popularity_factor(pop, 100.0))
+    for row in strong:                       # beyond the nearest item: by popularity
+        nearest = int(row.argmax())
+        rest = torch.tensor([i for i in range(50) if i != nearest])
+        corr = np.corrcoef(row[rest].argsort().argsort().numpy(),
+                           pop[rest].argsort().argsort().numpy())[0, 1]
+        assert corr > 0.95, corr
 
 
 def test_packaged_model_lora_adapter_round_trip(packaged: Path, tmp_path: Path):
