@@ -176,3 +176,19 @@ def test_packaged_model_lora_adapter_round_trip(packaged: Path, tmp_path: Path):
     histories = split.test_cases().histories(0, 3)
     torch.testing.assert_close(load_model(folder).score(histories), model.score(histories),
                                rtol=0, atol=0)
+
+
+def test_random_init_control_keeps_the_architecture_and_changes_the_weights(tiny_lm: Path):
+    split = leave_one_out(chain_interactions(n_users=10))
+    made = {init: BIGRec(lm=str(tiny_lm), init=init, finetune=False, encoder="hashing")
+            .set_titles(list(WORDS)).fit(split.train, progress=False)
+            for init in ("pretrained", "random")}
+    again = BIGRec(lm=str(tiny_lm), init="random", finetune=False, encoder="hashing")
+    again.set_titles(list(WORDS)).fit(split.train, progress=False)
+    base, rand = (made[k].lm.model.state_dict() for k in ("pretrained", "random"))
+    assert base.keys() == rand.keys()
+    assert all(base[k].shape == rand[k].shape for k in base)
+    changed = [k for k in base if not torch.equal(base[k], rand[k])]
+    assert any("q_proj" in k for k in changed) and any("embed" in k for k in changed)
+    same = again.lm.model.state_dict()
+    assert all(torch.equal(same[k], rand[k]) for k in rand)        # seeded: reproducible

@@ -128,6 +128,22 @@ class BIGRecConfig(ModelConfig):
             progress=progress)
 
 
+@torch.no_grad()
+def _random_weights(model: torch.nn.Module, seed: int) -> None:
+    """Re-initialise every weight as a fresh model of the architecture (linear and embedding
+    weights ~ N(0, initializer_range), biases 0, norm scales 1), seeded. Written out because
+    transformers' own ``_init_weights`` skips weights it marked as loaded."""
+    std = float(getattr(model.config, "initializer_range", None) or 0.02)
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():          # a tied weight appears once
+        if p.ndim >= 2:
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+        elif "norm" in name.lower():
+            p.fill_(1.0)
+        else:
+            p.zero_()
+
+
 def popularity_factor(popularity: torch.Tensor, gamma: float) -> torch.Tensor:
     """(N,) ``(1 + p)^-gamma`` with ``p`` the popularity min-max normalised to [0, 1]."""
     p = popularity.float()
@@ -212,9 +228,7 @@ class BIGRec(Recommender):
             torch.set_num_threads(cfg.threads)
         lm = load_lm(cfg.lm or None, device=cfg.device or None)
         if cfg.init == "random":        # the control: same architecture, no pretraining
-            torch.manual_seed(cfg.seed)
-            lm.model.apply(lm.model._init_weights)
-            lm.model.tie_weights()
+            _random_weights(lm.model, cfg.seed)
         return lm
 
     def _attach_adapter(self, tensors: dict[str, torch.Tensor]) -> None:
