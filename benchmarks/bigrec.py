@@ -49,7 +49,7 @@ def main() -> None:
     if args.variant == "zero-shot":
         options["finetune"] = False
     if args.variant == "random":
-        options.update(init="random", mode="full", learning_rate=1e-3)
+        options["init"] = "random"      # same architecture, adapter and budget
     out = Path(args.out) / args.variant
     model = BIGRec(**options)
     model.prepare(ds, split)
