@@ -19,13 +19,14 @@ from ._finetune import (FinetuneConfig, FinetuneResult, answer_loss, encode_exam
                         load_adapter, lr_at, save_adapter, step_examples)
 from ._load import DTYPES, LM, load_lm, resolve_device
 from ._prompts import (PACKAGED, Example, PromptTemplate, history_prompt, load_prompt_template,
-                       next_item_examples, read_prompt_template, recommendation_prompts)
+                       next_item_examples, read_prompt_template, recommendation_prompts,
+                       titles_prompt)
 
 __all__ = [
     "DTYPES", "LM", "PACKAGED", "Example", "FinetuneConfig", "FinetuneResult", "LoraOptions",
     "PromptTemplate", "add_tokens", "answer_loss", "apply_lora", "encode_example", "finetune",
     "full_finetuning", "history_prompt", "load_adapter", "load_lm", "load_prompt_template",
     "load_trainable", "lr_at", "new_token_ids", "next_item_examples", "read_prompt_template",
-    "recommendation_prompts", "resolve_device", "save_adapter", "step_examples",
+    "recommendation_prompts", "resolve_device", "save_adapter", "step_examples", "titles_prompt",
     "trainable_parameters", "trainable_state",
 ]

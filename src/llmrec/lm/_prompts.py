@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..knowledge import Rendered, TrainHistory, read_template_fields
 
-PACKAGED = ("next_item", "preference", "lcrec_seq", "lcrec_item2index", "lcrec_index2item",
-            "lcrec_fusion")
+PACKAGED = ("next_item", "next_title", "preference", "lcrec_seq", "lcrec_item2index",
+            "lcrec_index2item", "lcrec_fusion")
 RATING_WORDS = {1: "hated", 2: "disliked", 3: "okay", 4: "liked", 5: "loved"}
 
 
@@ -85,7 +85,8 @@ def read_prompt_template(path: str | Path, text: str | None = None) -> PromptTem
 
 
 def load_prompt_template(name_or_path: str | Path) -> PromptTemplate:
-    """A packaged template by name (``next_item``, ``preference``) or a TOML file."""
+    """A packaged template by name (``next_item``, ``next_title``, ``preference``) or a TOML
+    file."""
     if str(name_or_path) in PACKAGED:
         res = resources.files("llmrec.lm") / "templates" / f"{name_or_path}.toml"
         return read_prompt_template(f"llmrec/lm/templates/{name_or_path}.toml",
@@ -151,3 +152,14 @@ def recommendation_prompts(history: TrainHistory, template: PromptTemplate,
         rendered = history_prompt(history, int(u), template)
         out.append(Example(rendered.text, "", system, int(u), rendered.items))
     return out
+
+
+def titles_prompt(template: PromptTemplate, titles: list[str], scenario: str = "movie"
+                  ) -> tuple[str, str]:
+    """(system, user) text of ``template`` over a list of history titles, oldest first (the
+    last ``max_items`` are shown). For callers that hold an item sequence rather than a
+    :class:`TrainHistory` (a recommender scoring the history the evaluator passes it); the
+    caller is responsible for the titles coming from the user's own history."""
+    shown = titles[len(titles) - min(len(titles), int(template.param("max_items"))):]
+    system = template.fill("system", {"scenario": scenario})
+    return system, template.fill("user", {"history": "\n".join(shown), "scenario": scenario})

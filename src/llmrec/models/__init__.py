@@ -3,6 +3,7 @@
 from .autograph import AutoGraph, AutoGraphConfig
 from .base import Recommendations, Recommender, load_model
 from .bert4rec import BERT4Rec, BERT4RecConfig
+from .bigrec import BIGRec, BIGRecConfig
 from .bpr import BPR, BPRConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
 from .lcrec import LCRec, LCRecConfig
@@ -21,13 +22,15 @@ MODELS: dict[str, type[Recommender]] = {
     "hstu": HSTU,
     "tiger": TIGER,
     "lcrec": LCRec,
+    "bigrec": BIGRec,
     "bpr": BPR,
     "lightgcn": LightGCN,
     "autograph": AutoGraph,
     "rlmrec": RLMRec,
 }
 
-__all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BPR", "BPRConfig", "GRU4Rec",
-           "GRU4RecConfig", "HSTU", "HSTUConfig", "LCRec", "LCRecConfig", "LightGCN", "LightGCNConfig", "Pop",
+__all__ = ["MODELS", "AutoGraph", "AutoGraphConfig", "BERT4Rec", "BERT4RecConfig", "BIGRec",
+           "BIGRecConfig", "BPR", "BPRConfig", "GRU4Rec", "GRU4RecConfig", "HSTU", "HSTUConfig",
+           "LCRec", "LCRecConfig", "LightGCN", "LightGCNConfig", "Pop",
            "RLMRec", "RLMRecConfig", "Recommendations", "Recommender", "SASRec", "SASRecConfig", "TIGER",
            "TIGERConfig", "load_model"]
