@@ -110,3 +110,17 @@ def test_reclora_gate_mixes_per_user_and_round_trips(tiny_lm_dir, tmp_path):
     p = model.predict(test)
     model.save(tmp_path / "r")
     np.testing.assert_allclose(load_ctr_model(tmp_path / "r").predict(test), p, atol=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "din,gpt"], "unknown few-shot model 'gpt'"),
+    (["--sizes", "64,many"], "--sizes must be comma-separated integers"),
+])
+def test_bench_fewshot_bad_input_gives_one_line(args, message, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "llmrec", "bench", "fewshot", *args,
+                           "--output", str(tmp_path)], capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and message in lines[0], proc.stderr
