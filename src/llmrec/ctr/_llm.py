@@ -46,6 +46,7 @@ class LLMCTRConfig:
     max_time: float = 0.0
     max_seq_len: int = 320
     score_batch_size: int = 16
+    save_every: int = 10                # fine-tuning checkpoint every N steps (with a run_dir)
     threads: int = 0
     device: str | None = None
     seed: int = 0
@@ -67,7 +68,8 @@ class LLMCTRConfig:
                 "warmup_steps": self.warmup_steps, "batch_size": self.batch_size,
                 "micro_batch_size": self.micro_batch_size, "epochs": self.epochs,
                 "max_steps": self.max_steps, "max_time": self.max_time,
-                "max_seq_len": self.max_seq_len, "seed": self.seed, "threads": self.threads}
+                "max_seq_len": self.max_seq_len, "seed": self.seed, "threads": self.threads,
+                "save_every": self.save_every}
 
 
 def base_lm(cfg: LLMCTRConfig) -> LM:
