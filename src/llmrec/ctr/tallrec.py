@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import torch
 
 from .._io import write_json
 from .._saved import read_safetensors
@@ -66,6 +67,7 @@ class TALLRec(CTRModel):
     def build(self, schema: CTRSchema) -> Self:
         self.schema = schema
         self.lm = base_lm(self.config)
+        torch.manual_seed(self.config.seed)               # LoRA's initial A
         apply_lora(self.lm, self._lora())
         return self
 
