@@ -15,7 +15,7 @@ from llmrec.lm import load_prompt_template
 
 from .conftest import preference_ctr
 
-FAST = dict(learning_rate=3e-2, batch_size=8, micro_batch_size=8, lora_r=4, threads=1,
+FAST = dict(learning_rate=1e-2, batch_size=8, micro_batch_size=8, lora_r=4, threads=1,
             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                             "down_proj"])
 
@@ -58,7 +58,7 @@ def test_models_refuse_data_without_titles(tiny_lm_dir):
 @pytest.fixture(scope="module")
 def learned(tiny_lm_dir):
     data = preference_ctr(300)
-    model = TALLRec(lm=tiny_lm_dir, epochs=2, **FAST).fit(data.train, progress=False)
+    model = TALLRec(lm=tiny_lm_dir, epochs=3, **FAST).fit(data.train, progress=False)
     return data, model
 
 
