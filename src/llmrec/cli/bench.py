@@ -31,6 +31,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--json", action="store_true", help="print the JSON report")
     add_data_options(k)
     k.set_defaults(func=cmd_knowledge)
+    f = bsub.add_parser("fewshot", help="LLM click models (TALLRec, RecLoRA, the random-init "
+                        "control) against DIN trained on the same 64/256/1,024 CTR samples")
+    f.add_argument("--dataset", default="ml-100k")
+    f.add_argument("--models", default="din,tallrec",
+                   help="comma-separated: din, tallrec, tallrec-random, reclora")
+    f.add_argument("--sizes", default="64,256,1024", help="training-sample counts")
+    f.add_argument("--eval-samples", type=positive_int, default=300,
+                   help="size of the fixed random test subset every model is scored on")
+    f.add_argument("--threads", type=positive_int, default=2)
+    f.add_argument("--lm", default=None, metavar="PATH", help="base LM (default: the packaged "
+                   "SmolLM2-135M-Instruct GGUF)")
+    f.add_argument("--output", help="run folder (default: $LLMREC_HOME/bench/fewshot); "
+                   "the same command continues an interrupted run")
+    f.add_argument("--json", action="store_true", help="print the JSON report")
+    f.set_defaults(func=cmd_fewshot)
     r = bsub.add_parser("representations", help="items as ID, text vectors, ID+text (SASRec) "
                         "and semantic vs random IDs (TIGER), and the same for CTR (DIN): "
                         "accuracy, cold start and cost")
@@ -112,6 +127,27 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     print(f"{report['title']} -- knowledge: {report['knowledge']['label']}")
     print(summary_table(report["summary"], report["knowledge"]["costs"], markdown=False))
     print(f"\nreport: {'  '.join(report['paths'])}")
+    return 0
+
+
+def cmd_fewshot(args: argparse.Namespace) -> int:
+    from ..bench.fewshot import FewShotConfig, fewshot_table, run_fewshot
+    from ..errors import ConfigError
+
+    try:
+        sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--sizes must be comma-separated integers, not {args.sizes!r}") \
+            from None
+    cfg = FewShotConfig(dataset=args.dataset, sizes=sizes, eval_samples=args.eval_samples,
+                        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                        threads=args.threads, lm=args.lm)
+    report = run_fewshot(cfg, args.output, progress=not getattr(args, "quiet", False))
+    if args.json:
+        print_json(report)
+        return 0
+    print(report["note"])
+    print(fewshot_table(report))
     return 0
 
 

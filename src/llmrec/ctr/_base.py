@@ -16,6 +16,7 @@ inference by per-item and per-user tables of augmented vectors.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._io import read_json_file
 from .._saved import read_model_folder, write_model_folder
 from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
@@ -212,10 +214,20 @@ class CTRModel(ABC):
             "fit_info": self.fit_info})
 
 
+def _saved_name(folder: str | Path) -> str | None:
+    try:
+        return json.loads((Path(folder) / "model.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None                       # read_model_folder reports what is wrong
+
+
 def load_ctr_model(folder: str | Path) -> CTRModel:
     """Load a model saved by :meth:`CTRModel.save`."""
-    from . import CTR_MODELS
+    from . import CTR_MODELS, LLM_CTR_MODELS
 
+    if _saved_name(folder) in LLM_CTR_MODELS:          # an LLM click model: its own layout
+        return LLM_CTR_MODELS[_saved_name(folder)].load_folder(Path(folder), read_json_file(
+            Path(folder) / "model.json", f"the model in {folder} is damaged; fit again"))
     cls, meta, tensors = read_model_folder(folder, CTR_MODELS, what="CTR model")
     model = cls(meta["config"])
     model.schema = CTRSchema(**meta["schema"])

@@ -93,7 +93,8 @@ class CTRData:
     ``hist_items`` (n, H) item indices, pad = ``n_items``; ``hist_ratings`` (n, H) 1..5, 0 = pad;
     ``part`` (n,) 0 train / 1 valid / 2 test. Tables: ``user_table`` (n_users, Fu) and
     ``item_table`` (n_items, Fi) codes, ``item_genres`` (n_items, G) codes with 0 = padding,
-    optional ``user_knowledge`` (n_users, K) / ``item_knowledge`` (n_items, K) float32 vectors.
+    optional ``user_knowledge`` (n_users, K) / ``item_knowledge`` (n_items, K) float32 vectors,
+    optional ``item_titles`` (n_items,) display names (what LLM click models put in prompts).
     ``profile`` holds the events knowledge may be built from (see the module docstring).
     """
 
@@ -112,6 +113,7 @@ class CTRData:
     item_knowledge: np.ndarray | None = None
     profile: Interactions | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    item_titles: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.label)
@@ -338,7 +340,8 @@ def build_ctr_data(ds: Dataset, cfg: CTRDataConfig | None = None) -> CTRData:
                    inter.timestamp[is_sample],
                    np.where(valid, inter.item[idx], ds.n_items).astype(np.int64),
                    np.where(valid, stars[idx], 0), part, user_table, item_table, genres,
-                   profile=inter.select(~is_sample), meta=meta)
+                   profile=inter.select(~is_sample), meta=meta,
+                   item_titles=tuple(str(t) for t in ds.item_titles()))
 
 
 def training_part(ds: Dataset, split: Split) -> Dataset:
