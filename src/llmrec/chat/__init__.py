@@ -16,6 +16,8 @@ A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
+from ._general_memory import GeneralMemory
+from ._interec import PROMPT_VERSION, InteRecAgent, PlanError, parse_plan, plan_schema
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._mcp import build_server, conversation_context, served_tool_names
@@ -28,9 +30,12 @@ from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_wo
                          title_document_frequency)
 from ._tools import ChatContext, Retriever
 
+STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(make_backend(...))
+
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
-    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "LeakChecker", "QUESTIONS",
+    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
+    "PROMPT_VERSION", "PlanError", "parse_plan", "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
     "build_server", "conversation_context", "served_tool_names",
