@@ -184,7 +184,7 @@ class InteRecAgent:
     general: GeneralMemory | None = None
     max_tokens: int = 128
     temperature: float = 0.0
-    max_steps: int = 3
+    max_steps: int = 2
     tools: tuple[str, ...] = PLAN_TOOLS
     memory_lines: int = 3
     constrain: str | None = None    # "grammar" (llama.cpp) | "json" (response_format);
