@@ -12,7 +12,7 @@ import argparse
 from ._common import int_range, positive_float, positive_int, print_json, seed_int
 
 
-STRATEGY_NAMES = ("tree", "topk", "interec")       # llmrec.chat.STRATEGIES (not imported to build the parser)
+STRATEGY_NAMES = ("tree", "topk", "interec")  # llmrec.chat.STRATEGIES (not imported here)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
