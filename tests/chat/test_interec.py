@@ -23,9 +23,10 @@ from llmrec.llm import make_backend
 
 class ScriptedServer:
     """An OpenAI-compatible server on 127.0.0.1 answering every chat request with
-    ``reply(request_body)`` as the message content; ``bodies`` keeps the requests."""
+    ``reply(request_body)`` as the message content (or the whole message, given a dict);
+    ``bodies`` keeps the requests."""
 
-    def __init__(self, reply: Callable[[dict[str, Any]], str]) -> None:
+    def __init__(self, reply: Callable[[dict[str, Any]], Any]) -> None:
         self.bodies: list[dict[str, Any]] = []
         server = self
 
@@ -49,9 +50,11 @@ class ScriptedServer:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.bodies.append(body)
+                said = reply(body)
+                message = said if isinstance(said, dict) else {"role": "assistant",
+                                                                "content": said}
                 self.send({"id": "c", "object": "chat.completion", "choices": [{
-                    "index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": reply(body)}}],
+                    "index": 0, "finish_reason": "stop", "message": message}],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 7,
                               "total_tokens": 107}})
 
@@ -167,6 +170,36 @@ def test_a_valid_plan_runs_on_the_bus(world, scripted):
         == m["turn_seconds"]["turns"]
     assert m["llm_per_dialogue"]["repairs"] == m["llm_per_dialogue"]["fallbacks"] == 0
     assert m["tool_calls_per_dialogue"]["retrieve_candidates"] * 5 == len(server.bodies)
+
+
+def test_native_tool_calls_are_a_plan(world, scripted):
+    """constrain="tools": the server answers with OpenAI tool calls (a step, then the
+    recommend function); executed like the JSON plan above, so the top-k conversations."""
+    def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"id": name, "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)}}
+
+    message = {"role": "assistant", "content": None, "tool_calls": [
+        call("retrieve_candidates", {"n": 50}), call("recommend", {})]}
+    server = scripted(lambda body: message)
+    users = sample_users(world, 4, seed=10)
+    m = evaluate(world, InteRecAgent(_openai(server.url), constrain="tools"), users,
+                 max_turns=2, k=10, progress=False)
+    topk = evaluate(world, TopKPolicy(), users, max_turns=2, k=10, progress=False)
+    assert m["hit"] == topk["hit"] and m["llm_per_dialogue"]["fallbacks"] == 0
+    body = server.bodies[0]
+    names = [t["function"]["name"] for t in body["tools"]]
+    assert names[-3:] == ["ask", "recommend", "chitchat"] and "search_items" in names
+    assert body["tool_choice"] == "required" and "response_format" not in body
+    # a step as the last call is not a plan: repaired, then the tree action
+    message["tool_calls"] = [call("recommend", {}), call("rank_candidates", {})]
+    [user] = users[:1]
+    cases = {u: (h, t) for u, h, t in world.test_users()}
+    ep = run_episode(world, InteRecAgent(_openai(server.url), constrain="tools"), user,
+                     *cases[user], max_turns=1)
+    assert ep["repairs"] == ep["fallbacks"] == 1
+    assert "the last call must be ask, recommend or chitchat" in \
+        ep["transcript"][0]["plans"][0]["error"]
 
 
 def test_an_empty_bus_is_a_failed_plan(world, scripted):

@@ -17,7 +17,8 @@ from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
 from ._general_memory import GeneralMemory
-from ._interec import PROMPT_VERSION, InteRecAgent, PlanError, parse_plan, plan_schema
+from ._interec import (PROMPT_VERSION, InteRecAgent, PlanError, native_tools, parse_plan,
+                       plan_from_calls, plan_schema)
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._mcp import build_server, conversation_context, served_tool_names
@@ -35,7 +36,8 @@ STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(ma
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
-    "PROMPT_VERSION", "PlanError", "parse_plan", "plan_schema", "LeakChecker", "QUESTIONS",
+    "PROMPT_VERSION", "PlanError", "native_tools", "parse_plan", "plan_from_calls",
+    "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
     "build_server", "conversation_context", "served_tool_names",

@@ -26,9 +26,10 @@ the user liked in the conversation and the last items of their known history go 
 Deviations from the paper: the paper's planner is GPT-4 with few-shot demonstrations and a
 dynamic demonstration store; here the plan is schema-constrained and zero-shot, one plan per
 turn (no plan-then-observe loop), and the prompt text is versioned as :data:`PROMPT_VERSION`.
-The paper's "critic" reflection is replaced by checking the executor's own errors. Native
-OpenAI tool calling is not used: the plan rides in ``response_format`` (JSON schema), which
-llama.cpp, vLLM, SGLang, Ollama and OpenAI all serve.
+The paper's "critic" reflection is replaced by checking the executor's own errors. On
+OpenAI-compatible servers the plan rides in ``response_format`` (JSON schema) by default, or,
+with ``constrain="tools"``, as native tool calls (the steps, then one of the action functions
+``ask`` / ``recommend`` / ``chitchat``; :func:`native_tools`), checked against the same schema.
 """
 
 from __future__ import annotations
@@ -130,6 +131,49 @@ def plan_schema(catalog: Catalog | None = None, tools: tuple[str, ...] = PLAN_TO
     return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
+def native_tools(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI function-calling entries for one turn's plan schema: the bus tools with their
+    narrowed arguments, then one function per allowed action (``ask``, ``recommend``,
+    ``chitchat``); the model calls steps, then exactly one action (:func:`plan_from_calls`)."""
+    steps: dict[str, Any] = {}
+    actions: dict[str, Any] = {}
+    for v in schema.get("anyOf", [schema]):
+        act = v["properties"]["action"]
+        props = {k: p for k, p in act["properties"].items() if k != "type"}
+        actions[act["properties"]["type"]["const"]] = {
+            "type": "object", "properties": props, "required": [k for k in act["required"]
+                                                                 if k != "type"],
+            "additionalProperties": False}
+        for step in v["properties"]["plan"].get("items", {}).get("anyOf", []):
+            steps[step["properties"]["tool"]["const"]] = step["properties"]["args"]
+    out = [{"type": "function", "function": {"name": name, "description":
+                                             TOOLS[name].description, "parameters": args}}
+           for name, args in steps.items()]
+    said = {"ask": "Ask the user about one movie attribute (no tool calls before it).",
+            "recommend": "Show the best candidates left after the tool calls before it.",
+            "chitchat": "Say something else to the user (no tool calls before it)."}
+    out += [{"type": "function", "function": {"name": name, "description": said[name],
+                                              "parameters": params}}
+            for name, params in actions.items()]
+    return out
+
+
+def plan_from_calls(calls: tuple[dict[str, str], ...], text: str) -> str:
+    """The plan JSON text of native tool calls (steps, then one action call last); the
+    message text itself when the model made no call."""
+    if not calls:
+        return text
+    *steps, last = calls
+    if last["name"] not in ("ask", "recommend", "chitchat"):
+        raise PlanError(f"the last call must be ask, recommend or chitchat, not {last['name']}")
+    try:
+        action = {"type": last["name"], **json.loads(last["arguments"] or "{}")}
+        plan = [{"tool": c["name"], "args": json.loads(c["arguments"] or "{}")} for c in steps]
+    except (ValueError, TypeError) as e:
+        raise PlanError(f"tool call arguments are not a JSON object ({e})") from None
+    return json.dumps({"action": action, "plan": plan})
+
+
 def compact_grammar(schema: dict[str, Any]) -> str:
     """A llama.cpp (llguidance) grammar for ``schema`` with no optional whitespace: the
     schema-derived default lets a small model spend most of its tokens on indentation."""
@@ -187,14 +231,16 @@ class InteRecAgent:
     max_steps: int = 2
     tools: tuple[str, ...] = PLAN_TOOLS
     memory_lines: int = 3
-    constrain: str | None = None    # "grammar" (llama.cpp) | "json" (response_format);
-                                    # None: grammar for the local backend, json otherwise
+    constrain: str | None = None    # "grammar" (llama.cpp) | "json" (response_format) |
+                                    # "tools" (native tool calling); None: grammar for the
+                                    # local backend, json otherwise
     fallback: TreePolicy = field(default_factory=TreePolicy)
     name: str = "interec"
 
     def __post_init__(self) -> None:
-        if self.constrain not in (None, "grammar", "json"):
-            raise ValueError(f"constrain must be grammar, json or None; got {self.constrain!r}")
+        if self.constrain not in (None, "grammar", "json", "tools"):
+            raise ValueError(f"constrain must be grammar, json, tools or None; got "
+                             f"{self.constrain!r}")
         if self.max_tokens < 8 or self.max_steps < 0:
             raise ValueError(f"need max_tokens >= 8 and max_steps >= 0; got {self.max_tokens}, "
                              f"{self.max_steps}")
@@ -270,8 +316,10 @@ class InteRecAgent:
                              state.asked, state.last_turn)
         grammar = self.constrain == "grammar" or (self.constrain is None
                                                   and self.backend.name == "local")
-        body: dict[str, Any] = ({"extra": {"grammar": compact_grammar(schema)}} if grammar
-                                else {"json_schema": schema})
+        body: dict[str, Any] = (
+            {"extra": {"grammar": compact_grammar(schema)}} if grammar
+            else {"extra": {"tools": native_tools(schema), "tool_choice": "required"}}
+            if self.constrain == "tools" else {"json_schema": schema})
         messages = self.prompt(state)
         errors: list[str] = []
         for attempt in range(2):
@@ -287,6 +335,7 @@ class InteRecAgent:
             try:
                 if not res.ok:
                     raise PlanError(f"the LLM call failed ({res.kind}: {res.message[:160]})")
+                text = plan_from_calls(res.tool_calls, text)
                 plan = parse_plan(text, schema)
                 action = self.execute(state, plan)
                 state.plans.append({"attempt": attempt, "plan": plan, "ok": True})

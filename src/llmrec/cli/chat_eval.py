@@ -48,9 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="local: llama.cpp threads (default: every usable core)")
     llm.add_argument("--max-tokens", type=int_range(8, 4096), default=128,
                      help="tokens per plan (default 128)")
-    llm.add_argument("--constrain", choices=("grammar", "json"), default=None,
-                     help="grammar (llama.cpp) or json (response_format); default grammar for "
-                     "the local backend, json for openai")
+    llm.add_argument("--constrain", choices=("grammar", "json", "tools"), default=None,
+                     help="grammar (llama.cpp), json (response_format) or tools (native tool "
+                     "calling); default grammar for the local backend, json for openai")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     p.set_defaults(func=cmd_chat_eval)
 
