@@ -321,7 +321,6 @@ class InteRecAgent:
             else {"extra": {"tools": native_tools(schema), "tool_choice": "required"}}
             if self.constrain == "tools" else {"json_schema": schema})
         messages = self.prompt(state)
-        errors: list[str] = []
         for attempt in range(2):
             req = Request(tuple(messages), max_tokens=self.max_tokens,
                           temperature=self.temperature, **body)
@@ -341,7 +340,6 @@ class InteRecAgent:
                 state.plans.append({"attempt": attempt, "plan": plan, "ok": True})
                 return action
             except PlanError as e:
-                errors.append(str(e))
                 state.plans.append({"attempt": attempt, "output": text[:400], "ok": False,
                                     "error": str(e)})
                 if attempt == 0:
