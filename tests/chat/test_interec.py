@@ -234,12 +234,12 @@ def test_smollm2_writes_valid_plans_under_the_grammar(world, smol):
 
 
 def test_smollm2_cut_short_is_repaired_then_falls_back(world, smol):
-    """max_tokens 8 cannot hold a plan: each turn repairs once, then takes the tree action."""
+    """max_tokens 8 cannot hold a plan: the turn repairs once, then takes the tree action."""
     [user] = sample_users(world, 1, seed=9)
     cases = {u: (h, t) for u, h, t in world.test_users()}
     agent = InteRecAgent(smol, max_tokens=8)
-    ep = run_episode(world, agent, user, *cases[user], max_turns=2)
-    tree = run_episode(world, TreePolicy(), user, *cases[user], max_turns=2)
+    ep = run_episode(world, agent, user, *cases[user], max_turns=1)
+    tree = run_episode(world, TreePolicy(), user, *cases[user], max_turns=1)
     turns = len(ep["turn_seconds"])
     assert ep["llm_calls"] == 2 * turns and ep["repairs"] == ep["fallbacks"] == turns
     assert ep["completion_tokens"] <= 8 * ep["llm_calls"]
