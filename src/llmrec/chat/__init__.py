@@ -10,7 +10,9 @@ simulated user and the evaluation over them (issue #20).
 Tools (:data:`TOOLS`, each with ``json_schema()`` / ``openai_schema()`` and ``call(ctx, args)``)
 work on a :class:`ChatContext`, whose :class:`CandidateBus` carries the item ids between them.
 A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
-(:class:`Ask` / :class:`Recommend` / :class:`ChitChat`).
+(:class:`Ask` / :class:`Recommend` / :class:`ChitChat`): :class:`TreePolicy`, :class:`TopKPolicy`,
+and the LLM's :class:`InteRecAgent` (plan-first, ``InteRecAgent(make_backend("local"))``), which
+can read a :class:`GeneralMemory` mined from the training split.
 """
 
 from . import _tools  # noqa: F401  (registers the tools)

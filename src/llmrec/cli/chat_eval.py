@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the simulated user names at most this many genres per answer "
                    "(default: all of the target's)")
     p.add_argument("--memory", metavar="FILE", help="SQLite entity memory: each dialogue "
-                   "starts from the user's earlier sessions in FILE and is stored there")
+                   "starts from the user's earlier sessions in FILE and is stored there; "
+                   "interec also reads the general memory of the training split")
     p.add_argument("--session", default="s1", help="with --memory: this session's name")
     p.add_argument("--kg", action="store_true", help="add director/actor from the data set's "
                    "knowledge graph (.kg/.link; see docs/chat.md about ML-100K's link file)")
