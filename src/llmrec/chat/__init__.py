@@ -10,12 +10,17 @@ simulated user and the evaluation over them (issue #20).
 Tools (:data:`TOOLS`, each with ``json_schema()`` / ``openai_schema()`` and ``call(ctx, args)``)
 work on a :class:`ChatContext`, whose :class:`CandidateBus` carries the item ids between them.
 A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
-(:class:`Ask` / :class:`Recommend` / :class:`ChitChat`).
+(:class:`Ask` / :class:`Recommend` / :class:`ChitChat`): :class:`TreePolicy`, :class:`TopKPolicy`,
+and the LLM's :class:`InteRecAgent` (plan-first, ``InteRecAgent(make_backend("local"))``), which
+can read a :class:`GeneralMemory` mined from the training split.
 """
 
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
+from ._general_memory import GeneralMemory
+from ._interec import (PROMPT_VERSION, InteRecAgent, PlanError, native_tools, parse_plan,
+                       plan_from_calls, plan_schema)
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._mcp import build_server, conversation_context, served_tool_names
@@ -28,9 +33,13 @@ from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_wo
                          title_document_frequency)
 from ._tools import ChatContext, Retriever
 
+STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(make_backend(...))
+
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
-    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "LeakChecker", "QUESTIONS",
+    "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
+    "PROMPT_VERSION", "PlanError", "native_tools", "parse_plan", "plan_from_calls",
+    "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
     "build_server", "conversation_context", "served_tool_names",

@@ -107,17 +107,28 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
     if memory is not None:
         recall(memory, user, state)
     transcript: list[dict[str, Any]] = []
+    turn_seconds: list[float] = []
     hit_turn = None
     while state.turn < max_turns and not checked.done:
-        n_calls = len(ctx.calls)
+        n_calls, n_llm, n_plans = len(ctx.calls), len(state.llm_calls), len(state.plans)
+        repairs, fallbacks = state.repairs, state.fallbacks
+        t0 = time.perf_counter()
         action = strategy.act(state)
+        turn_seconds.append(time.perf_counter() - t0)
         text = render(action, cat)
         items = list(action.items) if isinstance(action, Recommend) else []
         turn = state.turn + 1
+        llm = state.llm_calls[n_llm:]
         transcript.append({"turn": turn, "speaker": "agent", "text": text,
                            "tool_calls": [{"tool": t, "before": b, "after": a, "ok": ok}
                                           for t, b, a, ok in ctx.calls[n_calls:]],
-                           "items": items})
+                           "items": items, "seconds": round(turn_seconds[-1], 4),
+                           "llm_calls": len(llm),
+                           "tokens": sum(c["prompt_tokens"] + c["completion_tokens"]
+                                         for c in llm),
+                           "plans": state.plans[n_plans:],
+                           "repaired": state.repairs > repairs,
+                           "fallback": state.fallbacks > fallbacks})
         if hit_turn is None and cat.item_ids[target] in items:
             hit_turn = turn
         said = checked.reply(text)
@@ -133,6 +144,12 @@ def run_episode(world: ChatWorld, strategy: Strategy, user: str, history: list[i
             "leaks": len(checked.leaks), "leak_texts": [t for _, t, _ in checked.leaks],
             "tool_calls": dict(sorted(calls.items())),
             "failed_tool_calls": sum(1 for c in ctx.calls if not c[3]),
+            "llm_calls": len(state.llm_calls),
+            "failed_llm_calls": sum(1 for c in state.llm_calls if not c["ok"]),
+            "prompt_tokens": sum(c["prompt_tokens"] for c in state.llm_calls),
+            "completion_tokens": sum(c["completion_tokens"] for c in state.llm_calls),
+            "repairs": state.repairs, "fallbacks": state.fallbacks,
+            "turn_seconds": [round(x, 4) for x in turn_seconds],
             "seconds": round(time.perf_counter() - start, 4), "transcript": transcript}
 
 
@@ -160,6 +177,8 @@ def memory_entries(action: Any, reply: UserReply) -> list[tuple[str, str, str, s
 
 
 def _settings(strategy: Strategy) -> dict[str, Any]:
+    if callable(getattr(strategy, "settings", None)):
+        return strategy.settings()  # type: ignore[attr-defined]
     return asdict(strategy) if is_dataclass(strategy) else {"name": strategy.name}
 
 
@@ -180,8 +199,23 @@ def summarize(episodes: Sequence[dict[str, Any]], max_turns: int) -> dict[str, A
         "leaks": sum(e["leaks"] for e in episodes),
         "tool_calls_per_dialogue": {t: c / n for t, c in sorted(calls.items())},
         "failed_tool_calls": sum(e["failed_tool_calls"] for e in episodes),
+        **_cost(episodes),
         "episode_seconds": float(sum(e["seconds"] for e in episodes)),
     }
+
+
+def _cost(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """LLM calls, tokens, repairs and fallbacks per dialogue; turn latency median and p90
+    (episodes written before these fields existed count as zero LLM use)."""
+    n = len(episodes)
+    per = {key: sum(e.get(key, 0) for e in episodes) / n
+           for key in ("llm_calls", "prompt_tokens", "completion_tokens", "repairs", "fallbacks")}
+    turns = np.array([s for e in episodes for s in e.get("turn_seconds", [])], dtype=float)
+    return {"llm_per_dialogue": per,
+            "failed_llm_calls": sum(e.get("failed_llm_calls", 0) for e in episodes),
+            "turn_seconds": {"median": float(np.median(turns)) if len(turns) else None,
+                             "p90": float(np.percentile(turns, 90)) if len(turns) else None,
+                             "turns": int(len(turns))}}
 
 
 def _read_done(path: Path) -> list[dict[str, Any]]:

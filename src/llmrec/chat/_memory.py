@@ -10,9 +10,9 @@ Each row is one thing a user said about an entity in a conversation::
 The current view of an entity is its latest row: a new "like" replaces an earlier "dislike" of
 the same item or value and vice versa (as InteRecAgent's like/unwanted sets do). Rows are
 written in one transaction each (SQLite WAL), so a crash never leaves half a turn, and another
-process or connection reads them as soon as they are committed. Deviation: MemoCRS also keeps
-a general (collaborative) memory and lets the LLM decide what to retrieve; this is the entity
-memory only, read in full.
+process or connection reads them as soon as they are committed. MemoCRS's general
+(collaborative) memory is :class:`~llmrec.chat.GeneralMemory`. Deviation: MemoCRS lets the LLM
+decide what to retrieve; this memory is read in full.
 """
 
 from __future__ import annotations

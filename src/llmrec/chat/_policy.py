@@ -42,6 +42,12 @@ class ChatState:
     known: dict[str, tuple[str, ...]] = field(default_factory=dict)  # () = user doesn't know
     asked: set[str] = field(default_factory=set)
     replies: list[UserReply] = field(default_factory=list)
+    # LLM strategies' accounting: one dict per LLM call (ok, seconds, prompt_tokens,
+    # completion_tokens), the plans tried, and how often a plan was repaired / fell back
+    llm_calls: list[dict] = field(default_factory=list)
+    plans: list[dict] = field(default_factory=list)
+    repairs: int = 0
+    fallbacks: int = 0
 
     @property
     def last_turn(self) -> bool:

@@ -1,5 +1,9 @@
-"""``llmrec chat-eval RUN_DIR --strategy tree|topk --users 200 --turns 5 --k 10 --out DIR``:
-play simulated conversations with a trained run's test users and print the metrics."""
+"""``llmrec chat-eval RUN_DIR --strategy tree|topk|interec --users 200 --turns 5 --k 10 --out DIR``:
+play simulated conversations with a trained run's test users and print the metrics.
+
+``--strategy interec`` talks to an LLM (``--backend local``: the packaged SmolLM2 through
+llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible server).
+With ``--memory FILE`` it also gets the general (collaborative) memory of the training split."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import argparse
 from ._common import int_range, positive_float, positive_int, print_json, seed_int
 
 
-STRATEGY_NAMES = ("tree", "topk")       # llmrec.chat.STRATEGIES (not imported to build the parser)
+STRATEGY_NAMES = ("tree", "topk", "interec")  # llmrec.chat.STRATEGIES (not imported here)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,13 +32,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the simulated user names at most this many genres per answer "
                    "(default: all of the target's)")
     p.add_argument("--memory", metavar="FILE", help="SQLite entity memory: each dialogue "
-                   "starts from the user's earlier sessions in FILE and is stored there")
+                   "starts from the user's earlier sessions in FILE and is stored there; "
+                   "interec also reads the general memory of the training split")
     p.add_argument("--session", default="s1", help="with --memory: this session's name")
     p.add_argument("--kg", action="store_true", help="add director/actor from the data set's "
                    "knowledge graph (.kg/.link; see docs/chat.md about ML-100K's link file)")
     p.add_argument("--confidence", type=positive_float, default=None,
                    help="tree: recommend once the top k hold this share of score mass")
     p.add_argument("--threads", type=int_range(1, 64), default=1, help="torch threads")
+    llm = p.add_argument_group("interec: the LLM")
+    llm.add_argument("--backend", choices=("local", "openai"), default="local")
+    llm.add_argument("--base-url", help="openai: the server's URL with the /v1 prefix")
+    llm.add_argument("--model", help="openai: the served model's name")
+    llm.add_argument("--api-key-env", help="openai: environment variable holding the key")
+    llm.add_argument("--llm-threads", type=int_range(1, 64), default=None,
+                     help="local: llama.cpp threads (default: every usable core)")
+    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=128,
+                     help="tokens per plan (default 128)")
+    llm.add_argument("--constrain", choices=("grammar", "json", "tools"), default=None,
+                     help="grammar (llama.cpp), json (response_format) or tools (native tool "
+                     "calling); default grammar for the local backend, json for openai")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     p.set_defaults(func=cmd_chat_eval)
 
@@ -51,14 +68,20 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
                           "pip install 'llmrec[chat]'") from None
 
     torch.set_num_threads(args.threads)
-    strategy = STRATEGIES[args.strategy]()
+    world = ChatWorld.from_run(args.run_dir, kg=args.kg)
+    if args.strategy == "interec":
+        strategy = _interec(args, world)
+    else:
+        if args.backend != "local" or args.base_url or args.model or args.constrain:
+            raise ConfigError("--backend, --base-url, --model, --constrain go with "
+                              "--strategy interec")
+        strategy = STRATEGIES[args.strategy]()
     if args.confidence is not None:
         if not isinstance(strategy, TreePolicy) or args.confidence > 1:
             raise ConfigError("--confidence goes with --strategy tree and is at most 1")
         strategy.confidence = args.confidence
     if args.session != "s1" and not args.memory:
         raise ConfigError("--session goes with --memory")
-    world = ChatWorld.from_run(args.run_dir, kg=args.kg)
     memory = EntityMemory(args.memory) if args.memory else None
     try:
         m = evaluate(world, strategy, args.users, max_turns=args.turns, k=args.k, out=args.out,
@@ -81,7 +104,36 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
     print(f"  average turns    : {m['average_turns']:.2f} (miss = {m['max_turns'] + 1})")
     print(f"  leaks            : {m['leaks']}")
     print(f"  tool calls/dialog: {calls} ({m['failed_tool_calls']} failed in all)")
+    llm, ts = m["llm_per_dialogue"], m["turn_seconds"]
+    if llm["llm_calls"]:
+        print(f"  LLM per dialogue : {llm['llm_calls']:.2f} calls, "
+              f"{llm['prompt_tokens']:.0f} prompt + {llm['completion_tokens']:.0f} completion "
+              f"tokens, {llm['repairs']:.2f} repairs, {llm['fallbacks']:.2f} fallbacks "
+              f"({m['failed_llm_calls']} failed calls in all)")
+    if ts["turns"]:
+        print(f"  turn latency     : median {ts['median']:.3f} s, p90 {ts['p90']:.3f} s "
+              f"({ts['turns']} turns)")
     print(f"  time             : {m['episode_seconds']:.1f} s in episodes, "
           f"{m['wall_seconds_this_run']:.1f} s this run ({m['resumed_users']} users resumed)")
     print(f"\nwritten to {args.out}")
     return 0
+
+
+def _interec(args: argparse.Namespace, world):  # -> InteRecAgent
+    """The interec strategy with its backend (and the general memory with ``--memory``)."""
+    from ..chat import GeneralMemory, InteRecAgent
+    from ..errors import ConfigError
+    from ..llm import make_backend
+
+    if args.backend == "openai":
+        if not args.base_url or not args.model:
+            raise ConfigError("--backend openai needs --base-url and --model")
+        backend = make_backend("openai", base_url=args.base_url, model=args.model,
+                               api_key_env=args.api_key_env)
+    else:
+        if args.base_url or args.model or args.api_key_env:
+            raise ConfigError("--base-url, --model, --api-key-env go with --backend openai")
+        backend = make_backend("local", threads=args.llm_threads)
+    general = GeneralMemory.from_train(world.split.train) if args.memory else None
+    return InteRecAgent(backend, general=general, max_tokens=args.max_tokens,
+                        constrain=args.constrain)

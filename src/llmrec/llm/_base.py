@@ -13,6 +13,7 @@ hash) and goes into the cache key together with ``request.cache_key()``.
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import time
 from collections import Counter
@@ -121,6 +122,9 @@ class Completion:
     finish_reason: str
     seconds: float
     attempts: int = 1
+    # native tool calls of the answer (OpenAI ``message.tool_calls``): ({"name", "arguments"},
+    # ...) with ``arguments`` the JSON text the server sent; empty when there were none
+    tool_calls: tuple[dict[str, str], ...] = ()
     ok: ClassVar[bool] = True
 
 
@@ -209,10 +213,16 @@ def parse_completion(data: Any, seconds: float, attempts: int) -> Completion | N
         if not isinstance(text, str):
             return None
         usage = data.get("usage") or {}
+        calls = tuple({"name": str(c["function"]["name"]),
+                       "arguments": c["function"].get("arguments") or "{}"}
+                      for c in message.get("tool_calls") or ())
+        for c in calls:
+            if not isinstance(c["arguments"], str):
+                c["arguments"] = json.dumps(c["arguments"])
         return Completion(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                           completion_tokens=int(usage.get("completion_tokens") or 0),
                           finish_reason=str(choice.get("finish_reason") or "unknown"),
-                          seconds=seconds, attempts=attempts)
+                          seconds=seconds, attempts=attempts, tool_calls=calls)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError):
         return None
 
