@@ -15,15 +15,18 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+
 from .._io import llmrec_home
 from ..bench.seqrec import (compare, significance, significance_text, summarize, summary_table,
                             write_report)
 from ..data import describe, fetch, load_dataset
 from ..runs import open_run, recommend_user
 from .._table import format_table
-from ._common import positive_int, seed_int
+from ._common import non_negative_int, positive_int, seed_int
 
 DEMO_MODELS = ("pop", "gru4rec", "sasrec", "bert4rec")
+DEMO_LM_STEPS = 4               # BIGRec LoRA steps of 4 prompts each
 # The demo's training budget keeps `make demo` under 10 minutes on 2 cores; the README's table
 # trains to convergence (benchmarks/configs/ml-100k/*.toml).
 # BERT4Rec gets no early stopping here: its validation score rises in plateaus, and patience 5
@@ -48,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "core); 1 trains them one after another with progress bars")
     p.add_argument("--no-knowledge", action="store_true",
                    help="skip the LLM knowledge step (local SmolLM2 on that user and items)")
+    p.add_argument("--lm-steps", type=non_negative_int, default=DEMO_LM_STEPS,
+                   help=f"LoRA steps of the LLM-as-recommender step (BIGRec on SmolLM2-135M; "
+                   f"default {DEMO_LM_STEPS}; 0 skips it)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -80,6 +86,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                        [[r["rank"], r["title"], r["score"]] for r in recs]))
     if not args.no_knowledge:
         knowledge_step(run, args.user, [r["item_id"] for r in recs], progress=not args.quiet)
+    if args.lm_steps:
+        lm_step(run, args.user, args.lm_steps, args.seed, progress=not args.quiet)
     print(f"\nresults: {json_path}  {md_path}")
     print(f"run folders: {Path(best['run_dir']).parent}   total {time.perf_counter() - t0:.0f} s")
     return 0
@@ -162,6 +170,46 @@ def knowledge_step(run, user: str, items: list[str], progress: bool = True) -> N
         rows += [[titles[i], _one_line(store.get(s.item_keys[i]))] for i in items]
     print(format_table(["about", f"knowledge ({', '.join(s.factors)})"], rows))
     print(f"  {s.model.get('model')}, {s.calls} LLM calls, {s.seconds:.0f} s; store {s.store}")
+
+
+def lm_step(run, user: str, steps: int, seed: int, progress: bool = True) -> None:
+    """The LLM as the recommender on a bounded budget: BIGRec fine-tunes the packaged
+    SmolLM2-135M (LoRA) for ``steps`` steps to write the next title from a user's last
+    training titles, then writes one for ``user`` and grounds it to real items. The run
+    folder (``$LLMREC_HOME/demo/bigrec-...``) resumes and is reused by a second demo."""
+    import torch
+
+    from ..errors import LlmrecError
+    from ..models import BIGRec
+
+    print(f"\nLLM as the recommender (BIGRec): {steps} LoRA steps of the packaged "
+          "SmolLM2-135M on training histories -> the next title, grounded to real items by "
+          "MiniLM distance -- a demonstration budget, far from trained (docs/bigrec.md):")
+    t0 = time.perf_counter()
+    model = BIGRec(max_steps=steps, batch_size=4, micro_batch_size=4, max_items=5,
+                   max_new_tokens=24, seed=seed)
+    folder = llmrec_home() / "demo" / f"bigrec-{steps}-seed{seed}"
+    try:
+        model.prepare(run.dataset, run.split)
+        model.fit(run.split.train, None, run_dir=folder, progress=progress)
+    except LlmrecError as e:
+        print(f"  skipped: {e}")
+        return
+    history = run.dataset.history(user)
+    text = model.generate([history])[0]
+    with torch.no_grad():
+        scores = model.ground([text])[0].numpy().copy()
+    scores[history] = -np.inf                              # seen items are not recommended
+    top = np.argsort(-scores, kind="stable")[:5]
+    titles = run.dataset.item_titles()
+    print(f"  user {user}'s last titles: "
+          + "; ".join(titles[i] for i in history[-3:]))
+    print(f"  the LLM wrote: {text!r}; nearest real items:")
+    print(format_table(["rank", "title", "score"],
+                       [[r + 1, titles[i], float(scores[i])] for r, i in enumerate(top)]))
+    info = model.fit_info
+    print(f"  {info.get('finetune_steps', 0)} steps, loss {info.get('finetune_loss', 0):.3f}, "
+          f"{time.perf_counter() - t0:.0f} s; run folder {folder}")
 
 
 def _one_line(record, limit: int = 110) -> str:
