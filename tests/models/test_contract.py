@@ -14,6 +14,8 @@ def test_every_registered_model_has_a_contract_test():
     tested = {cls.model for cls in (TestPop, TestGRU4Rec, TestSASRec, TestBERT4Rec, TestHSTU,
                                     TestBPR, TestLightGCN, TestAutoGraph, TestRLMRec)}
     tested.add("tiger")                 # tests/models/test_tiger.py::TestTIGERContract
+    tested.add("lcrec")                 # tests/models/test_lcrec.py::TestLCRecContract
+    tested.add("bigrec")                # tests/models/test_bigrec.py::TestBIGRecContract
     assert tested == set(MODELS)
 
 

@@ -20,15 +20,22 @@ async function api(path, body) {
 function currentUser() { return $("user-input").value.trim() || $("user-select").value; }
 function itemLink(it) { return `<a class="item" data-item="${esc(it.item_id)}">${esc(it.title)}</a>`; }
 
+// A newer request makes an older one's answer stale: each view draws only its latest answer
+// (switching users quickly must not leave the previous user's rows on the page).
+let userSeq = 0, recSeq = 0;
+
 async function loadUser() {
   const uid = currentUser();
+  const seq = ++userSeq;
   const body = $("history").querySelector("tbody");
   body.innerHTML = "";
   try {
     const u = await api(`/users/${encodeURIComponent(uid)}?limit=30`);
+    if (seq !== userSeq) return;
     $("user-summary").textContent = `user ${u.user_id}: ${u.interactions} interactions (latest 30 shown, newest first)`;
     body.innerHTML = u.history.map((h) => `<tr><td>${esc(h.item_id)}</td><td>${itemLink(h)}</td><td>${h.rating ?? ""}</td></tr>`).join("");
   } catch (e) {
+    if (seq !== userSeq) return;
     $("user-summary").textContent = `user ${uid}: not in the data (cold start: popular items)`;
   }
   await recommend();
@@ -40,13 +47,19 @@ async function recommend() {
                diversity: Number($("diversity").value)};
   if ($("genre").value) req.filters = {genres: [$("genre").value]};
   const body = $("recs").querySelector("tbody");
+  const seq = ++recSeq;
   try {
     const r = await api("/recommend", req);
+    if (seq !== recSeq) return;
     $("rec-summary").textContent = `ranked by ${r.ranker}; explanations from ${r.explanations}` + (r.cold_start ? `; cold start (${r.cold_start})` : "");
     body.innerHTML = r.items.map((it) => `<tr class="rec"><td>${it.rank}</td><td>${itemLink(it)}<div class="muted">${esc(it.genres.join(", "))}</div></td>` +
       `<td><span class="badge ${esc(it.channel)}">${esc(it.channel)}</span></td><td>${it.score === null ? "" : it.score.toFixed(3)}</td>` +
       `<td class="expl">${esc(it.explanation)}</td></tr>`).join("");
-  } catch (e) { body.innerHTML = ""; $("rec-error").textContent = e.message; }
+  } catch (e) {
+    if (seq !== recSeq) return;
+    body.innerHTML = ""; $("rec-error").textContent = e.message;
+  }
+  document.body.dataset.recsFor = req.user_id;    // what the table shows (tests wait on it)
 }
 
 async function similar(itemId) {
