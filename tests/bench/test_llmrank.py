@@ -145,12 +145,15 @@ def test_small_real_run_parses_aggregates_resumes_and_never_leaks(pop_run, local
     # the report can be rewritten from the folder alone (no LLM)
     from llmrec.bench.llmrank import report_from_folder
     assert report_from_folder(out)["metrics"] == report["metrics"]
-    # resumable: a rerun finds every user done and never calls the (now closed) LLM
+    # resumable: a rerun finds every user done and never calls the LLM -- here the same
+    # backend with its engine detached as close() does (a call would fail), the engine kept
+    # alive (a local backend created and closed at once can hang in llama.cpp's destructor)
     before = (out / "results.jsonl").read_text()
-    from llmrec.llm import make_backend
-    closed = make_backend("local", threads=1, n_ctx=256)
-    closed.close()
-    again = run_llmrank(pop_run, closed, cfg, out, progress=False)
+    engine, local_llm._server = local_llm._server, None
+    try:
+        again = run_llmrank(pop_run, local_llm, cfg, out, progress=False)
+    finally:
+        local_llm._server = engine
     assert (out / "results.jsonl").read_text() == before
     assert again["metrics"] == report["metrics"]
     # a cut last line (a killed write) is dropped, and that user alone is redone
