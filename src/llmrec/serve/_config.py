@@ -7,7 +7,8 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     candidates = 100          # per channel, before fusion
     item_vectors = "text"     # ANN space: "text" (encoded knowledge / metadata) or "model"
     encoder = "minilm"        # "minilm" (packaged sentence encoder) or "hashing"
-    index = "hnsw"            # "hnsw" (approximate) or "flat" (exact inner product)
+    index = "auto"            # "flat" (exact), "hnsw" (FAISS, approximate), "auto": flat up to
+                              # 10,000 items (exact and faster there), else hnsw
     ranker = "auto"           # "auto": CTR model if the run has one and ranker_weight > 0
     ranker_weight = 0.3       # blend of the CTR score with the fused retrieval score
     diversity = 0.0           # default MMR strength, 0 = off (a request may set its own)
@@ -26,6 +27,9 @@ from ..config import from_dict, read_toml
 from ..errors import ConfigError
 
 CHANNELS = ("sequential", "ann", "popularity")
+# index = "auto": exact search up to this many items (one matrix-vector product: about 70 us
+# for 1,349 x 384 on one core, against 160-220 us for FAISS HNSW with an id selector)
+EXACT_MAX_ITEMS = 10_000
 
 
 @dataclass
@@ -35,7 +39,7 @@ class ServeConfig:
     candidates: int = 100
     item_vectors: Literal["text", "model"] = "text"
     encoder: Literal["minilm", "hashing"] = "minilm"
-    index: Literal["hnsw", "flat"] = "hnsw"
+    index: Literal["auto", "hnsw", "flat"] = "auto"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     prestore_users: bool = True      # score known users' stored histories once, at load
@@ -83,6 +87,12 @@ class ServeConfig:
             raise ConfigError(f"ranker_weight must be in [0, 1], not {self.ranker_weight}")
         if not 0.0 <= self.diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1], not {self.diversity}")
+
+    def index_kind(self, n_items: int) -> str:
+        """The ANN search in force for ``n_items`` items: "flat" or "hnsw" (see ``index``)."""
+        if self.index != "auto":
+            return self.index
+        return "flat" if n_items <= EXACT_MAX_ITEMS else "hnsw"
 
     @property
     def ctr_weight(self) -> float:
