@@ -171,8 +171,8 @@ def memory_entries(action: Any, reply: UserReply) -> list[tuple[str, str, str, s
     out: list[tuple[str, str, str, str]] = []
     if isinstance(action, Recommend) and reply.kind == "reject":
         out += [("item", "-", i, "dislike") for i in action.items]
-    if reply.attribute:
-        out += [("attribute", reply.attribute, v, "like") for v in reply.values]
+    for attribute, values in reply.stated():
+        out += [("attribute", attribute, v, "like") for v in values]
     return out
 
 
