@@ -210,7 +210,7 @@ def add_chat_routes(app, artifacts) -> ChatService | None:
         model_config = ConfigDict(extra="forbid")
         message: str = Field(min_length=1, max_length=cfg.chat_max_message)
 
-    @app.post("/chat", tags=["chat"])
+    @app.post("/chat")
     async def chat_start(req: Annotated[ChatStart | None, Body()] = None):
         """Start a chat session: its id and the agent's first message."""
         from fastapi.responses import JSONResponse
@@ -218,7 +218,7 @@ def add_chat_routes(app, artifacts) -> ChatService | None:
         uid = None if req is None or req.user_id is None else str(req.user_id)
         return JSONResponse(service.start(uid), status_code=201)
 
-    @app.post("/chat/{session_id}", tags=["chat"])
+    @app.post("/chat/{session_id}")
     async def chat_say(session_id: SessionId, req: ChatMessage):
         """A message to a session: the agent's reply and recommended items (cards)."""
         from fastapi.responses import JSONResponse
@@ -227,7 +227,7 @@ def add_chat_routes(app, artifacts) -> ChatService | None:
             raise RequestError(422, "message", "message is empty")
         return JSONResponse(service.say(session_id, req.message))
 
-    @app.delete("/chat/{session_id}", tags=["chat"])
+    @app.delete("/chat/{session_id}")
     async def chat_end(session_id: SessionId):
         """End a chat session."""
         from fastapi.responses import JSONResponse
