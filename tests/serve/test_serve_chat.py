@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import LiveServer, free_port
 
@@ -167,3 +168,25 @@ def test_sessions_outlive_the_workers_of_a_multi_worker_server(serve_run, artifa
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_the_store_location_and_its_errors(artifacts, tmp_path):
+    from llmrec.errors import ConfigError
+    from llmrec.serve._chat import open_store
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    bad = replace(artifacts, config=replace(artifacts.config,
+                                            chat_store=str(blocked / "chat.sqlite")))
+    with pytest.raises(ConfigError, match="chat_store") as e:
+        open_store(bad)
+    assert str(blocked / "chat.sqlite") in str(e.value) and "\n" not in str(e.value)
+    # a run folder where nothing can be created (here: a file in its place, which stops root
+    # too): the server still starts, sessions go to a temporary file named after the process
+    from llmrec.runs import LoadedRun
+
+    r = artifacts.run
+    run = LoadedRun(blocked, r.config, r.dataset, r.split, r.model)
+    store = open_store(replace(artifacts, run=run))
+    assert store.path.name == f"llmrec-chat-{os.getpid()}.sqlite" and store.count() == 0
+    store.path.unlink()

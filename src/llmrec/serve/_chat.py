@@ -21,8 +21,10 @@ conversation; a message after the end is 409), ``chat_idle_seconds`` without a m
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime
 import json
+import logging
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._service import RequestError
 
+log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, created REAL NOT NULL, active REAL NOT NULL);
@@ -176,11 +179,21 @@ class ChatService:
         return {"session_id": session_id, "deleted": True}
 
 
-def chat_store_path(artifacts) -> Path:
+def open_store(artifacts) -> ChatStore:
+    """The configured store (``chat_store``; failing: one-line ConfigError), else
+    ``RUN_DIR/serve-state/chat.sqlite``; a run folder that cannot be written to (a read-only
+    mount) falls back, with a warning, to a file in ``$TMPDIR`` named after this server's
+    process, which its forked workers share but a restart does not find."""
     cfg = artifacts.config
+    args = (cfg.chat_max_sessions, cfg.chat_idle_seconds)
     if cfg.chat_store:
-        return Path(cfg.chat_store).expanduser()
-    return Path(artifacts.run.run_dir) / STATE_FOLDER / "chat.sqlite"
+        return ChatStore(cfg.chat_store, *args)
+    try:
+        return ChatStore(Path(artifacts.run.run_dir) / STATE_FOLDER / "chat.sqlite", *args)
+    except ConfigError as e:
+        fallback = Path(tempfile.gettempdir()) / f"llmrec-chat-{os.getpid()}.sqlite"
+        log.warning("%s; chat sessions go to %s instead", e, fallback)
+        return ChatStore(fallback, *args)
 
 
 def add_chat_routes(app, artifacts) -> ChatService | None:
@@ -192,8 +205,7 @@ def add_chat_routes(app, artifacts) -> ChatService | None:
     cfg = artifacts.config
     if cfg.chat_strategy == "off":
         return None
-    service = ChatService(artifacts, ChatStore(chat_store_path(artifacts),
-                                               cfg.chat_max_sessions, cfg.chat_idle_seconds))
+    service = ChatService(artifacts, open_store(artifacts))
     Id = Annotated[StrictStr, Field(min_length=1, max_length=64)] | StrictInt
     SessionId = Annotated[str, PathParam(min_length=1, max_length=64)]
 
