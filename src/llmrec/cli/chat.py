@@ -59,7 +59,8 @@ def table(items: list[dict]) -> str:
                      + "  " + row[4] for row in rows)
 
 
-def show(turn, out=sys.stdout) -> None:
+def show(turn, out=None) -> None:
+    out = out or sys.stdout                # looked up now: a caller may have replaced it
     said = "; ".join(f"{a} = {', '.join(v) or 'any'}" for a, v in turn.understood.items())
     head = f"agent> {f'(understood: {said}) ' if said else ''}{turn.text}"
     print(head, file=out)
