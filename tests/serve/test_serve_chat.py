@@ -190,3 +190,20 @@ def test_the_store_location_and_its_errors(artifacts, tmp_path):
     store = open_store(replace(artifacts, run=run))
     assert store.path.name == f"llmrec-chat-{os.getpid()}.sqlite" and store.count() == 0
     store.path.unlink()
+
+
+def test_concurrent_messages_to_one_session_are_not_lost(artifacts, tmp_path):
+    """Two servers (two event loops, two SQLite connections) on one store, ten messages to one
+    session at once: each turn is read-modify-write in one transaction, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with LiveServer(chat_app(artifacts, tmp_path)) as one, \
+            LiveServer(chat_app(artifacts, tmp_path)) as two:
+        sid = httpx.post(one.url + "/chat", json={"user_id": "4"}).json()["session_id"]
+        urls = [f"{(one, two)[k % 2].url}/chat/{sid}" for k in range(10)]
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(lambda u: httpx.post(u, json={"message": "a drama"},
+                                                         timeout=60), urls))
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        assert sorted(a.json()["turn"] for a in answers) == list(range(1, 11))
+        assert sorted(a.json()["turns_left"] for a in answers) == list(range(10, 20))

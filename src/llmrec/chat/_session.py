@@ -64,14 +64,12 @@ class ChatTurn:
 
 def user_history(world: ChatWorld, user: str) -> list[int]:
     """The known history (item indices) of a test user; :class:`UnknownUser` otherwise."""
-    cache = getattr(world, "_histories", None)
-    if cache is None:
-        cache = {u: h for u, h, _ in world.test_users()}
-        world._histories = cache                # type: ignore[attr-defined]
-    if user not in cache:
+    history = world.known_history(user)
+    if history is None:
+        some = [u for u, _, _ in world.test_users()[:3]]
         raise UnknownUser(f"user {user!r} is not a test user of {world.dataset.name} "
-                          f"(e.g. {', '.join(list(cache)[:3])})")
-    return list(cache[user])
+                          f"(e.g. {', '.join(some)})")
+    return history
 
 
 def _action_dict(action: Action | None) -> dict[str, Any] | None:
