@@ -27,7 +27,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from ..errors import ConfigError
 from ._service import RequestError
@@ -198,9 +198,9 @@ def open_store(artifacts) -> ChatStore:
 
 def add_chat_routes(app, artifacts) -> ChatService | None:
     """Install the chat routes on ``app`` (none when ``chat_strategy = "off"``)."""
-    from fastapi import Body, Path as PathParam
+    from fastapi import Body
+    from fastapi import Path as PathParam
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-    from typing import Annotated
 
     cfg = artifacts.config
     if cfg.chat_strategy == "off":
