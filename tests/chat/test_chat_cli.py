@@ -66,12 +66,16 @@ def test_memory_carries_rejections_to_the_next_session(chat_run, world, tmp_path
     assert all("Comedy" in cat.values("genre", cat.index(i)) for i in offered)
 
 
-def test_bad_input_is_one_line_and_ctrl_c_ends_cleanly(chat_run):
-    bad = chat(chat_run, "--user", "no-such-user", lines=[])
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
-    assert "user 'no-such-user' is not a test user" in bad.stderr
-    no_user = chat(chat_run, "--memory", lines=[])
-    assert no_user.returncode == 2 and "--memory" in no_user.stderr
+def test_bad_input_is_one_line_and_ctrl_c_ends_cleanly(chat_run, capsys):
+    from llmrec.cli import main
+
+    # in-process (the same main() as the command; no interpreter start-up)
+    assert main(["-q", "chat", str(chat_run), "--user", "no-such-user"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "user 'no-such-user' is not a test user" in err
+    assert main(["-q", "chat", str(chat_run), "--memory"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--memory" in err
 
     proc = subprocess.Popen([sys.executable, "-m", "llmrec", "--quiet", "chat", str(chat_run)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,

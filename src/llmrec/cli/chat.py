@@ -107,21 +107,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _loop(session) -> int:
+    """Talk until /quit, end of input or Ctrl-C (anywhere in the loop, also while the agent
+    is thinking or printing): each ends the conversation with status 0."""
+    try:
+        return _talk(session)
+    except KeyboardInterrupt:
+        print("\nagent> Bye!")
+        return 0
+
+
+def _talk(session) -> int:
     interactive = sys.stdin.isatty()
     show(session.start())
     if interactive:
         print(HELP)
     while True:
-        try:
-            if interactive:
+        line: str | None
+        if interactive:
+            try:
                 line = input("you> ")
-            else:
-                line = sys.stdin.readline()
-                if not line:
-                    raise EOFError
+            except EOFError:
+                line = None
+                print()
+        else:
+            line = sys.stdin.readline() or None
+            if line is not None:
                 print(f"you> {line.rstrip()}")
-        except (EOFError, KeyboardInterrupt):
-            print("\nagent> Bye!")
+        if line is None:                               # end of input
+            print("agent> Bye!")
             return 0
         text = line.strip()
         if not text:
@@ -132,11 +145,7 @@ def _loop(session) -> int:
         if text == "/help":
             print(HELP)
             continue
-        try:
-            turn = session.say(text)
-        except KeyboardInterrupt:
-            print("\nagent> Bye!")
-            return 0
+        turn = session.say(text)
         show(turn)
         if turn.done:
             return 0
