@@ -207,3 +207,26 @@ def test_concurrent_messages_to_one_session_are_not_lost(artifacts, tmp_path):
         assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
         assert sorted(a.json()["turn"] for a in answers) == list(range(1, 11))
         assert sorted(a.json()["turns_left"] for a in answers) == list(range(10, 20))
+
+
+def test_chat_memory_carries_a_users_wishes_and_rejections_to_the_next_session(artifacts,
+                                                                              tmp_path):
+    ds = artifacts.dataset
+    with LiveServer(chat_app(artifacts, tmp_path, chat_memory=True)) as server, httpx.Client(
+            base_url=server.url, timeout=30) as http:
+        sid = http.post("/chat", json={"user_id": "5"}).json()["session_id"]
+        http.post(f"/chat/{sid}", json={"message": "a comedy from the 90s"}).raise_for_status()
+        shown = http.post(f"/chat/{sid}", json={"message": "something else"}).json()["items"]
+        r = http.post(f"/chat/{sid}", json={"message": "no, none of those"}).json()
+        assert r["reply_kind"] == "reject" and shown
+        turned_down = {c["item_id"] for c in shown}
+        http.delete(f"/chat/{sid}")
+        again = http.post("/chat", json={"user_id": "5"}).json()
+        assert "Last time you liked: genre Comedy; decade 1990s" in again["text"]
+        assert again["wishes"] == {"genre": ["Comedy"], "decade": ["1990s"]}
+        assert again["items"] and not turned_down & {c["item_id"] for c in again["items"]}
+        check_cards(ds, again["items"], "Comedy", 1990)
+        # another user, and an anonymous session, start from nothing
+        assert http.post("/chat", json={"user_id": "6"}).json()["wishes"] == {}
+        assert http.post("/chat").json()["wishes"] == {}
+    assert (tmp_path / "memory.sqlite").exists()

@@ -16,6 +16,12 @@ an expired one), ``chat_max_turns`` agent turns per session (the last turn says 
 conversation; a message after the end is 409), ``chat_idle_seconds`` without a message (then
 404 "unknown or expired chat session"). Errors are the service's one shape
 (``{"error", "field"}``); the key policy covers these routes like every data route.
+
+With ``chat_memory = true``, a session started with a ``user_id`` reads and writes that user's
+entity memory (:class:`llmrec.chat.EntityMemory`, ``memory.sqlite`` beside the session store):
+it opens with the genres and decades the user asked for before and never re-offers items the
+user turned down, as ``llmrec chat --memory`` does. Off by default: anyone who may call the
+API could then write into any user's memory.
 """
 
 
@@ -124,7 +130,21 @@ class ChatService:
         self.art, self.store = artifacts, store
         self.k, self.max_turns = cfg.chat_k, cfg.chat_max_turns
         self.strategy_name = cfg.chat_strategy
+        self.memory_path = store.path.parent / "memory.sqlite" if cfg.chat_memory else None
         self._world = None
+        self._memory = None
+        self._memory_pid = -1
+
+    def memory(self, user: str | None):
+        """The entity memory (one connection per process) for a known user's session, when
+        ``chat_memory`` is on; None otherwise."""
+        if self.memory_path is None or user is None:
+            return None
+        if self._memory is None or self._memory_pid != os.getpid():
+            from ..chat import EntityMemory
+
+            self._memory, self._memory_pid = EntityMemory(self.memory_path), os.getpid()
+        return self._memory
 
     @property
     def world(self):
@@ -153,7 +173,7 @@ class ChatService:
 
         try:
             session = ChatSession(self.world, self.strategy(), user=user_id, k=self.k,
-                                  max_turns=self.max_turns)
+                                  max_turns=self.max_turns, memory=self.memory(user_id))
         except UnknownUser:
             raise RequestError(404, "user_id", f"unknown user {user_id!r}") from None
         turn = session.start()
@@ -164,7 +184,8 @@ class ChatService:
         from ..chat import ChatSession
 
         def change(state: dict[str, Any]):
-            session = ChatSession.from_dict(self.world, self.strategy(), state)
+            session = ChatSession.from_dict(self.world, self.strategy(), state,
+                                            memory=self.memory(state["user"]))
             if session.done:
                 raise RequestError(409, "session_id", "this conversation is over; start a "
                                    "new one with POST /chat")

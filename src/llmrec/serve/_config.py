@@ -18,6 +18,7 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     chat_max_sessions = 1000  # live chat sessions; one more evicts the least recently active
     chat_max_turns = 20       # agent turns per chat session
     chat_idle_seconds = 1800  # a chat session without a message this long expires
+    chat_memory = false       # true: known users' entity memory across chat sessions
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ServeConfig:
     chat_idle_seconds: float = 1800.0
     chat_max_message: int = 500      # characters per message
     chat_store: str | None = None    # default RUN_DIR/serve-state/chat.sqlite
+    chat_memory: bool = False        # known users' entity memory across sessions (memory.sqlite)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(CHANNELS))
