@@ -13,11 +13,16 @@ A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
 (:class:`Ask` / :class:`Recommend` / :class:`ChitChat`): :class:`TreePolicy`, :class:`TopKPolicy`,
 and the LLM's :class:`InteRecAgent` (plan-first, ``InteRecAgent(make_backend("local"))``), which
 can read a :class:`GeneralMemory` mined from the training split.
+
+A :class:`ChatSession` is one conversation with a person (``llmrec chat``, the web chat panel
+of ``llmrec serve``): :func:`understand` reads typed text into the same :class:`UserReply`
+the strategies get from the simulated user.
 """
 
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
+from ._freetext import find_decade, find_genres, understand
 from ._general_memory import GeneralMemory
 from ._interec import (PROMPT_VERSION, InteRecAgent, PlanError, native_tools, parse_plan,
                        plan_from_calls, plan_schema)
@@ -29,6 +34,7 @@ from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, 
                         parse_reply, render)
 from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, answer_entropy
 from ._registry import TOOLS, Tool, ToolError, ToolResult, tool
+from ._session import ChatSession, ChatTurn, UnknownUser, user_history
 from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_words,
                          title_document_frequency)
 from ._tools import ChatContext, Retriever
@@ -36,7 +42,9 @@ from ._tools import ChatContext, Retriever
 STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(make_backend(...))
 
 __all__ = [
-    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
+    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatSession",
+    "ChatState", "ChatTurn", "UnknownUser", "find_decade", "find_genres", "understand",
+    "user_history",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
     "PROMPT_VERSION", "PlanError", "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",

@@ -134,6 +134,7 @@ def _interec(args: argparse.Namespace, world):  # -> InteRecAgent
         if args.base_url or args.model or args.api_key_env:
             raise ConfigError("--base-url, --model, --api-key-env go with --backend openai")
         backend = make_backend("local", threads=args.llm_threads)
-    general = GeneralMemory.from_train(world.split.train) if args.memory else None
+    general = (GeneralMemory.from_train(world.split.train) if args.memory is not None
+               else None)           # `llmrec chat --memory` (no FILE) gives ""
     return InteRecAgent(backend, general=general, max_tokens=args.max_tokens,
                         constrain=args.constrain)

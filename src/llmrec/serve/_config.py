@@ -15,6 +15,11 @@ as every llmrec config (unknown keys and wrong types are refused with one line):
     max_body_bytes = 1000000  # request bodies over this get 413 (bytes counted as they arrive)
     body_timeout = 10.0       # seconds for a whole request body to arrive, else 408
     batch_window_ms = 2.0     # longest wait to batch concurrent forwards; 0 = no batching
+    chat_strategy = "tree"    # chat sessions (POST /chat): "tree", "topk" or "off"
+    chat_max_sessions = 1000  # live chat sessions; one more evicts the least recently active
+    chat_max_turns = 20       # agent turns per chat session
+    chat_idle_seconds = 1800  # a chat session without a message this long expires
+    chat_memory = false       # true: known users' entity memory across chat sessions
 """
 
 from __future__ import annotations
@@ -60,6 +65,16 @@ class ServeConfig:
     batch_window_ms: float = 2.0     # micro-batching of concurrent forwards (see _batch.py)
     batch_max: int = 32
     api_key: str | None = None       # set from --api-key-env; never written to disk
+    # chat sessions (POST /chat, see _chat.py): the strategy ("off": no chat routes), items
+    # per recommendation, the caps, and the SQLite file shared by the workers
+    chat_strategy: Literal["tree", "topk", "off"] = "tree"
+    chat_k: int = 5
+    chat_max_sessions: int = 1000    # one more evicts the least recently active
+    chat_max_turns: int = 20         # agent turns per session
+    chat_idle_seconds: float = 1800.0
+    chat_max_message: int = 500      # characters per message
+    chat_store: str | None = None    # default RUN_DIR/serve-state/chat.sqlite
+    chat_memory: bool = False        # known users' entity memory across sessions (memory.sqlite)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(CHANNELS))
@@ -75,12 +90,16 @@ class ServeConfig:
             raise ConfigError("weights: at least one channel needs a weight > 0")
         for name in ("candidates", "hnsw_m", "hnsw_ef_search", "ann_history", "max_n",
                      "max_history", "max_body_bytes", "explanation_chars",
-                     "prestore_max_mb", "batch_max"):
+                     "prestore_max_mb", "batch_max", "chat_k", "chat_max_sessions",
+                     "chat_max_turns", "chat_max_message"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.body_timeout <= 3600:
             raise ConfigError(f"body_timeout must be in (0, 3600] seconds, not "
                               f"{self.body_timeout}")
+        if not 0 < self.chat_idle_seconds <= 7 * 86400:
+            raise ConfigError(f"chat_idle_seconds must be in (0, 604800], not "
+                              f"{self.chat_idle_seconds}")
         if not 0.0 <= self.batch_window_ms <= 100.0:
             raise ConfigError(f"batch_window_ms must be in [0, 100], not {self.batch_window_ms}")
         if self.ranker_weight is not None and not 0.0 <= self.ranker_weight <= 1.0:
