@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import (SERVE_FILE, ServeConfig, create_app, http_protocol, load_artifacts,
-                             parse_weights)
+                             parse_weights, set_threads)
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -100,17 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         log.warning("listening on %s without an API key: anyone who can reach it may query it "
                     "(see --api-key-env)", args.host)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    import faiss
-    from threadpoolctl import threadpool_limits
-
-    faiss.omp_set_num_threads(args.threads)
-    # numpy's (and FAISS's) OpenBLAS too: with its default thread per core, the small products
-    # of a request (the ANN query, MMR's similarities) wake threads that then spin against the
-    # other worker -- a 50 x 384 product took 770 us with 2 threads and 27 us with one
-    threadpool_limits(limits=args.threads, user_api="blas")
+    set_threads(args.threads)
     with contextlib.ExitStack() as stack:
         # one worker keeps its metrics in memory: a PROMETHEUS_MULTIPROC_DIR inherited from the
         # environment (another server's, perhaps gone) must not redirect them; the variable is
