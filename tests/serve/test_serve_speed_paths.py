@@ -317,3 +317,21 @@ def test_fusion_of_hand_made_channel_outputs():
     np.testing.assert_allclose(c.fused, [expected[i] for i in c.items.tolist()])
     assert c.origin.tolist() == [0, 0, 1, 1]     # 9: only the ANN channel retrieved it
     np.testing.assert_allclose(c.terms[1], [0.5, 0.0, 0.1])
+
+
+def test_requests_run_together_equal_one_by_one_and_warm_up_changes_nothing(din):
+    """run_together (the lockstep driver the start-up warm-up uses) answers as one request at
+    a time does, and a warmed-up service answers as a fresh one."""
+    from llmrec.serve import Service
+    from llmrec.serve._service import run_together
+
+    art = din[0]
+    reqs = _requests(art)
+    fresh = Service(art)
+    alone = [fresh.recommend(**r) for r in reqs]
+    warm = Service(art)
+    warm.warm_up(users=6, batches=(1, 3))
+    together = run_together(warm, [warm.plan(**r) for r in reqs])
+    assert len(together) == len(reqs)
+    for a, b in zip(alone, together):
+        _same(a, b)

@@ -39,6 +39,7 @@ from the installed package (the pinned ``fastapi-offline`` wheel ships Swagger U
 ReDoc 2.5.3): they work offline and load nothing from a CDN.
 """
 
+import contextlib
 import glob
 import logging
 import os
@@ -188,8 +189,14 @@ def create_app(artifacts: Artifacts):
           multiprocess_mode="max").set(len(artifacts.knowledge))
 
     version = _version()
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # in each worker process, before it takes traffic (see Service.warm_up)
+        service.warm_up()
+        yield
+
     app = FastAPI(title="llmrec", version=version, docs_url=None, redoc_url=None,
-                  swagger_ui_oauth2_redirect_url=None,
+                  swagger_ui_oauth2_redirect_url=None, lifespan=lifespan,
                   description="Multi-channel retrieval (sequential model + FAISS ANN + "
                   "popularity), ranking, MMR re-ranking, explanations from stored knowledge."
                   + (" Every data route needs header X-API-Key (Authorize)."
