@@ -260,3 +260,16 @@ def test_prestored_user_scores_equal_scoring_the_history_on_request(client, arti
         [it["item_id"] for it in explicit["items"]]
     for a, b in zip(stored["items"], explicit["items"]):
         assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_info_counts_the_batched_forwards(client):
+    """/info reports this worker's batched forwards: an explicit history runs one sequential
+    forward; a known user's stored history runs none (its scores are prestored)."""
+    def forwards():
+        return client.get("/info").json()["batches"].get("sequential", {}).get("forwards", 0)
+
+    before = forwards()
+    assert client.post("/recommend", json={"user_id": "1", "n": 3}).status_code == 200
+    assert forwards() == before
+    assert client.post("/recommend", json={"history": ["50", "172"], "n": 3}).status_code == 200
+    assert forwards() == before + 1

@@ -282,9 +282,12 @@ def create_app(artifacts: Artifacts):
 
     @app.get("/info")
     async def info():
-        """What is served: run folder, model, data set, channels, ranker, worker pid."""
+        """What is served: run folder, model, data set, channels, ranker, worker pid, and this
+        worker's batched forwards so far (per kind: batches run, forwards in them)."""
         return _json(200, {"status": "ok", "version": version, "pid": os.getpid(),
-                           **artifacts.info})
+                           **artifacts.info, "batches": {
+                               k: {"batches": v[0], "forwards": v[1]}
+                               for k, v in (batcher.stats if batcher else {}).items()}})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
