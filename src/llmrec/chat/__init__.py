@@ -19,8 +19,9 @@ from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
 from ._general_memory import GeneralMemory
-from ._interec import (PROMPT_VERSION, InteRecAgent, PlanError, native_tools, parse_plan,
-                       plan_from_calls, plan_schema)
+from ._interec import (PROMPT_VERSION, InteRecAgent, native_tools, parse_plan, plan_from_calls,
+                       plan_schema)
+from ._llmcall import JsonCaller, PlanError, compact_grammar, parse_json
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._mcp import build_server, conversation_context, served_tool_names
@@ -38,7 +39,7 @@ STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(ma
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
-    "PROMPT_VERSION", "PlanError", "native_tools", "parse_plan", "plan_from_calls",
+    "JsonCaller", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json", "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
