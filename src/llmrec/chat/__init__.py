@@ -12,7 +12,9 @@ work on a :class:`ChatContext`, whose :class:`CandidateBus` carries the item ids
 A :class:`Strategy` maps a :class:`ChatState` to an :data:`Action`
 (:class:`Ask` / :class:`Recommend` / :class:`ChitChat`): :class:`TreePolicy`, :class:`TopKPolicy`,
 and the LLM's :class:`InteRecAgent` (plan-first, ``InteRecAgent(make_backend("local"))``), which
-can read a :class:`GeneralMemory` mined from the training split.
+can read a :class:`GeneralMemory` mined from the training split, :class:`MACRS` (responder
+agents, a planner, reflection) and :class:`ToolRec` (the LLM as the user's surrogate choosing
+retrieval tools round by round); the three share :class:`JsonCaller`.
 """
 
 from . import _tools  # noqa: F401  (registers the tools)
@@ -25,6 +27,7 @@ from ._llmcall import JsonCaller, PlanError, compact_grammar, parse_json
 from ._evaluate import (ChatWorld, evaluate, memory_entries, recall, run_episode, sample_users,
                         summarize)
 from ._mcp import build_server, conversation_context, served_tool_names
+from ._macrs import MACRS
 from ._memory import EntityMemory
 from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, parse_agent,
                         parse_reply, render)
@@ -35,11 +38,12 @@ from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_wo
 from ._tools import ChatContext, Retriever
 
 STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(make_backend(...))
+STRATEGIES["macrs"] = MACRS                    # needs a backend too
 
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
-    "JsonCaller", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json", "native_tools", "parse_plan", "plan_from_calls",
+    "JsonCaller", "MACRS", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json", "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._catalog import Catalog
-from ._messages import Recommend
+from ._messages import Action, Ask, Recommend, UserReply
 from ._registry import TOOLS
 
 if TYPE_CHECKING:
@@ -228,3 +228,52 @@ class JsonCaller:
                                  "Write a corrected JSON."}]
         state.fallbacks += 1
         return None
+
+
+def describe_reply(reply: UserReply) -> str:
+    """A parsed user reply as a short line (the agent's reading, not the raw words)."""
+    said = f"{reply.attribute}: {', '.join(reply.values) or 'does not know'}" \
+        if reply.attribute else ""
+    if reply.kind == "reject":
+        return "rejected them" + (f"; {said}" if said else "")
+    if reply.kind == "answer":
+        return said
+    return reply.kind
+
+
+def describe_action(action: Action, catalog: Catalog, shown: int = 3) -> str:
+    """An agent action as a short line (a recommendation: its first ``shown`` titles)."""
+    if isinstance(action, Ask):
+        return f"asked about the {action.attribute}"
+    if isinstance(action, Recommend):
+        titles = "; ".join(catalog.display(catalog.index(i)) for i in action.items[:shown])
+        more = f" and {len(action.items) - shown} more" if len(action.items) > shown else ""
+        return f"recommended {titles}{more}"
+    return f"said {action.text!r}"
+
+
+def context_lines(state: ChatState, actions: list[Action], history: int = 5,
+                  exchanges: int = 4) -> list[str]:
+    """What an LLM agent knows of the conversation, as prompt lines: the turn, the last
+    ``exchanges`` (agent action, parsed user reply) pairs, the stated values, the attributes
+    not asked yet, and the last ``history`` titles of the user's *training* history."""
+    ctx, cat = state.ctx, state.ctx.catalog
+    lines = [f"Turn {state.turn + 1} of {state.max_turns}"
+             + (" (the last one)." if state.last_turn else ".")]
+    pairs = list(zip(actions, state.replies))[-exchanges:]
+    if pairs:
+        lines.append("Dialogue so far:")
+        lines += [f"- agent {describe_action(a, cat)}; user {describe_reply(r)}"
+                  for a, r in pairs]
+    said = [f"{a}: {', '.join(v) if v else 'does not know'}" for a, v in state.known.items()]
+    lines.append("The user said: " + ("; ".join(said) if said else "nothing yet") + ".")
+    missing = [a for a in cat.attributes if a not in state.asked]
+    lines.append("Not asked yet: " + (", ".join(missing) if missing else "none") + ".")
+    if ctx.rejected:
+        lines.append(f"{len(ctx.rejected)} recommended movies were rejected.")
+    if ctx.history and history:
+        recent = [f"{cat.display(i)} ({', '.join(cat.values('genre', i)) or '-'})"
+                  for i in ctx.history[-history:][::-1]] if "genre" in cat.attrs else \
+            [cat.display(i) for i in ctx.history[-history:][::-1]]
+        lines.append(f"The user's latest watched movies: {'; '.join(recent)}.")
+    return lines
