@@ -35,10 +35,12 @@ from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, an
 from ._registry import TOOLS, Tool, ToolError, ToolResult, tool
 from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_words,
                          title_document_frequency)
+from ._toolrec import ToolRec
 from ._tools import ChatContext, Retriever
 
 STRATEGIES["interec"] = InteRecAgent          # needs a backend: InteRecAgent(make_backend(...))
 STRATEGIES["macrs"] = MACRS                    # needs a backend too
+STRATEGIES["toolrec"] = ToolRec                # needs a backend too
 
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
@@ -46,7 +48,7 @@ __all__ = [
     "JsonCaller", "MACRS", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json", "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
-    "ToolError", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
+    "ToolError", "ToolRec", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
     "build_server", "conversation_context", "served_tool_names",
     "distinctive_words", "evaluate", "memory_entries", "normalize", "parse_agent", "parse_reply",
     "recall", "render", "run_episode", "sample_users", "summarize", "title_core",
