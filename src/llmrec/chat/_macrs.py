@@ -227,11 +227,11 @@ class MACRS:
             a = self.ask(state, attributes)
             out.append(("asking", a, f"ask about the {a.attribute}"))
         rec, left = self.recommend(state)
-        out.append(("recommending", rec,
-                    f"{describe_action(rec, cat)} ({left} candidates matched)"))
+        seen = describe_action(rec, cat).replace("recommended", "recommend", 1)
+        out.append(("recommending", rec, f"{seen} ({left} candidates matched)"))
         if self.chitchat and not state.last_turn:
             c = self.chat(state)
-            out.append(("chitchat", c, f"say {c.text!r}"))
+            out.append(("chit-chat", c, f"say {c.text!r}"))
         return out
 
     def plan(self, state: ChatState, options: list[tuple[str, Action, str]]) -> Action:
