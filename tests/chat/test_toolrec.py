@@ -120,7 +120,8 @@ def smol():
 
 def test_smollm2_writes_valid_rounds_under_the_grammar(world, smol):
     [user] = sample_users(world, 1, seed=25)
-    ep = run_episode(world, ToolRec(smol), user, *_cases(world)[user], max_turns=2)
+    ep = run_episode(world, ToolRec(smol, max_rounds=2), user, *_cases(world)[user],
+                     max_turns=1)
     plans = [p for t in ep["transcript"] if t["speaker"] == "agent" for p in t["plans"]]
     assert ep["llm_calls"] == len(plans) >= 2 and ep["leaks"] == 0
     assert not [p for p in plans if "match the schema" in p.get("error", "")]
