@@ -161,7 +161,7 @@ def test_smollm2_planner_picks_a_valid_candidate(world, smol):
     from llmrec.chat import (Ask, CandidateBus, ChatContext, ChatState, ChitChat, Recommend,
                              UserReply)
 
-    [user] = _rejected_users(world, 1, seed=15)
+    [user] = sample_users(world, 1, seed=15)
     history, _ = _cases(world)[user]
     cat = world.catalog
     ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), history)
