@@ -167,7 +167,7 @@ def test_smollm2_planner_picks_a_valid_candidate(world, smol):
     ctx = ChatContext(cat, world.retriever, CandidateBus.all_items(cat.n_items), history)
     state = ChatState(ctx, k=10, max_turns=5)
     agent = MACRS(smol)
-    agent._memory(state)["actions"].append(Ask("genre"))
+    agent.memory(state)["actions"].append(Ask("genre"))
     state.observe(Ask("genre"), UserReply("answer", "genre", ("Comedy",)))
     rec = Recommend(tuple(cat.ids(range(10))))
     options = [("asking", Ask("decade"), "ask about the decade"),

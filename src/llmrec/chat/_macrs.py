@@ -112,12 +112,13 @@ class MACRS:
                 "constrain": self.constrain}
 
     # ------------------------------------------------------------------ prompts
-    def _memory(self, state: ChatState) -> dict[str, Any]:
+    def memory(self, state: ChatState) -> dict[str, Any]:
+        """The dialogue's MACRS memory: actions taken, reflected likes/dislikes, notes."""
         return state.scratch.setdefault("macrs", {"actions": [], "likes": [], "dislikes": [],
                                                   "notes": []})
 
     def _messages(self, state: ChatState, task: str) -> list[dict[str, str]]:
-        mem = self._memory(state)
+        mem = self.memory(state)
         lines = context_lines(state, mem["actions"])
         if mem["likes"] or mem["dislikes"]:
             lines.append(f"Reflected preferences: likes {', '.join(mem['likes']) or '-'}; "
@@ -135,7 +136,7 @@ class MACRS:
     def reflect(self, state: ChatState) -> None:
         """After a rejection: update likes/dislikes and add a strategy note (see the module
         docstring); a failed LLM reflection keeps the preferences and writes a rule note."""
-        mem = self._memory(state)
+        mem = self.memory(state)
         cat = state.ctx.catalog
         last = mem["actions"][-1]
         reply = state.replies[-1]
@@ -238,7 +239,7 @@ class MACRS:
         """The planner's pick among ``options`` (no call when there is one)."""
         if len(options) == 1:
             return options[0][1]
-        mem = self._memory(state)
+        mem = self.memory(state)
         listed = "\n".join(f"{i}: the {agent} agent would {seen}"
                            for i, (agent, _, seen) in enumerate(options))
         notes = ("\nNotes from earlier rejections: " + " ".join(mem["notes"])
@@ -247,12 +248,10 @@ class MACRS:
                   "required": ["choice"], "additionalProperties": False}
         got = self._call(state, "planner", schema, lambda obj: options[obj["choice"]][1],
                          candidates=listed, notes=notes)
-        state.scratch.setdefault("macrs_choices", []).append(
-            None if got is None else next(a for a, act, _ in options if act is got))
         return got if got is not None else self.fallback.act(state)
 
     def act(self, state: ChatState) -> Action:
-        mem = self._memory(state)
+        mem = self.memory(state)
         if state.replies and state.replies[-1].kind == "reject" and mem["actions"] \
                 and isinstance(mem["actions"][-1], Recommend):
             self.reflect(state)
