@@ -132,9 +132,21 @@ def test_chat_eval_toolrec_command(chat_run, tmp_path, scripted):
     server = scripted(_by_round({"tool": "retrieve_candidates", "args": {"n": 30}},
                                 {"tool": "finish", "use": 1}))
     out = tmp_path / "toolrec"
-    assert main(["-q", "chat-eval", str(chat_run), "--strategy", "toolrec", "--backend",
-                 "openai", "--base-url", server.url, "--model", "scripted", "--users", "2",
-                 "--turns", "2", "--out", str(out)]) == 0
+    db = tmp_path / "memory.sqlite"
+    flags = ["-q", "chat-eval", str(chat_run), "--strategy", "toolrec", "--backend", "openai",
+             "--base-url", server.url, "--model", "scripted", "--users", "2", "--turns", "2",
+             "--memory", str(db)]
+    assert main([*flags, "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["strategy"] == "toolrec" and m["settings"]["prompt"] == "toolrec-v1"
     assert m["llm_per_dialogue"]["llm_calls"] * 2 == len(server.bodies) and m["leaks"] == 0
+    # --memory: a second session never shows what the first one had rejected
+    from llmrec.chat import EntityMemory
+
+    users = [json.loads(x)["user"] for x in (out / "episodes.jsonl").open()]
+    with EntityMemory(db) as mem:
+        rejected = {u: set(mem.items(u, "dislike")) for u in users}
+    assert any(rejected.values())
+    assert main([*flags, "--session", "s2", "--out", str(tmp_path / "toolrec-s2")]) == 0
+    again = [json.loads(x) for x in (tmp_path / "toolrec-s2" / "transcripts.jsonl").open()]
+    assert all(not set(x["items"]) & rejected[x["user"]] for x in again)

@@ -73,7 +73,7 @@ class ToolRec:
 
     backend: Backend
     max_rounds: int = 3
-    max_tokens: int = 96
+    max_tokens: int = 128
     temperature: float = 0.0
     constrain: str | None = None    # "grammar" | "json" | None (see JsonCaller)
     fallback: TreePolicy = field(default_factory=TreePolicy)
