@@ -45,7 +45,8 @@ STRATEGIES["toolrec"] = ToolRec                # needs a backend too
 __all__ = [
     "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
-    "JsonCaller", "MACRS", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json", "native_tools", "parse_plan", "plan_from_calls",
+    "JsonCaller", "MACRS", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json",
+    "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
     "ToolError", "ToolRec", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",

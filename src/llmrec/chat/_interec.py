@@ -59,7 +59,7 @@ def plan_schema(catalog: Catalog | None = None, tools: tuple[str, ...] = PLAN_TO
                 max_steps: int = 3, known: dict[str, tuple[str, ...]] | None = None,
                 asked: Collection[str] = (), last_turn: bool = False) -> dict[str, Any]:
     """The JSON schema of one turn's plan (see the module docstring), built from the tools'
-    schemas (narrowed to ``catalog``'s values, see :func:`~llmrec.chat._llmcall.narrow`; the raw tool schemas
+    schemas (narrowed to ``catalog``'s values, see ``_llmcall.narrow``; the raw tool schemas
     when ``catalog`` is None). ``action`` comes first, so the model decides before it writes
     steps; only a recommendation has steps (asking and chit-chat leave the bus alone). It
     follows the conversation: attributes already ``asked`` cannot be asked again, and on the

@@ -2,7 +2,8 @@
 --k 10 --out DIR``: play simulated conversations with a trained run's test users and print the
 metrics.
 
-``--strategy interec|macrs|toolrec`` talks to an LLM (``--backend local``: the packaged SmolLM2 through
+``--strategy interec|macrs|toolrec`` talks to an LLM (``--backend local``: the packaged SmolLM2
+through
 llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible server).
 With ``--memory FILE`` it also gets the general (collaborative) memory of the training split."""
 
