@@ -3,9 +3,9 @@
 metrics.
 
 ``--strategy interec|macrs|toolrec`` talks to an LLM (``--backend local``: the packaged SmolLM2
-through
-llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible server).
-With ``--memory FILE`` it also gets the general (collaborative) memory of the training split."""
+through llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible
+server). With ``--memory FILE`` interec also gets the general (collaborative) memory of the
+training split."""
 
 from __future__ import annotations
 
