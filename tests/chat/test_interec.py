@@ -207,3 +207,37 @@ def test_chat_eval_llm_flags_need_interec(chat_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "go with --strategy interec" in err[0]
 
+
+
+def test_llmrec_chat_with_interec_hears_the_typed_wishes(chat_run, world, scripted, capsys,
+                                                         monkeypatch):
+    """``llmrec chat --strategy interec``: the person's free text reaches the LLM's prompt as
+    stated values, and the plan the LLM writes from it runs on the bus."""
+    import io
+    import re
+
+    def reply(body):
+        prompt = body["messages"][-1]["content"]
+        hint = re.search(r"A search step for what the user said: (\{.*\})", prompt)
+        if hint is None:
+            return json.dumps({"action": {"type": "ask", "attribute": "genre"}, "plan": []})
+        return json.dumps({"action": {"type": "recommend"}, "plan": [
+            {"tool": "retrieve_candidates", "args": {"n": 500}}, json.loads(hint.group(1))]})
+
+    server = scripted(reply)
+    monkeypatch.setattr("sys.stdin", io.StringIO("I want a comedy\nfrom the 90s\n"))
+    assert main(["-q", "chat", str(chat_run), "--user", "196", "--strategy", "interec",
+                 "--backend", "openai", "--base-url", server.url, "--model", "scripted"]) == 0
+    out = capsys.readouterr().out
+    assert "Which genres are you in the mood for?" in out.splitlines()[0]   # the LLM asked
+    assert len(server.bodies) == 3            # one plan per agent turn, none repaired
+    assert "The user said: genre: Comedy; decade: 1990s." in \
+        server.bodies[-1]["messages"][-1]["content"]
+    rows = [ln.split("  ") for ln in out.splitlines() if re.match(r"^\s+\d+\s{2}\S", ln)]
+    last = rows[-5:]
+    assert len(rows) == 10                    # two recommendations, five items each
+    cat = world.catalog
+    for cells in last:
+        item = [c for c in cells if c.strip()][1].strip()
+        i = cat.index(item)
+        assert "Comedy" in cat.values("genre", i) and 1990 <= cat.years[i] <= 1999, item

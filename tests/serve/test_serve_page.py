@@ -198,3 +198,59 @@ def test_page_keeps_the_api_key_in_session_storage_only(browser, artifacts):
         assert fresh.evaluate("() => sessionStorage.getItem('llmrec-api-key')") is None
         assert context.blocked == []
         context.close()
+
+
+def test_chat_panel_holds_a_conversation_that_respects_what_was_said(browser, live_server,
+                                                                     artifacts, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []                    # page errors, CSP violations, failed calls
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("console", lambda m: problems.append(f"{m.text} {m.location.get('url')}")
+            if m.type == "error" else None)
+    page.goto(live_server.url + "/")
+    page.wait_for_selector("body[data-ready='1'][data-chat-turn='0']", timeout=20_000)
+    expect(page.locator("#chat-log .msg.agent").first).to_contain_text("movies you rated")
+
+    def say(text: str, turn: int):
+        page.fill("#chat-input", text)
+        page.press("#chat-input", "Enter")
+        page.wait_for_selector(f"body[data-chat-turn='{turn}']", timeout=20_000)
+        return page.locator("#chat-log .msg.agent").last
+
+    say("I want a comedy", 1)
+    last = say("from the 90s", 2)
+    if not last.locator(".card").count():      # the policy may still ask something
+        last = say("don't know", 3)
+    cards = last.locator(".card")
+    assert cards.count() == 5
+    expect(page.locator("#chat-wishes")).to_have_text("looking for: genre Comedy · decade 1990s")
+    ds = artifacts.dataset
+    feats = ds.item_features
+
+    def check(ids: list[str]) -> None:
+        for item in ids:
+            i = ds.items.index(item)
+            assert "Comedy" in feats["genres"][i] and 1990 <= feats["year"][i] <= 1999, item
+
+    first = [cards.nth(k).get_attribute("data-item") for k in range(5)]
+    check(first)
+    assert page.locator("#chat-log .msg.user").all_inner_texts()[:2] == ["I want a comedy",
+                                                                        "from the 90s"]
+    turn = int(page.evaluate("() => document.body.dataset.chatTurn"))
+    cards = say("no, something else", turn + 1).locator(".card")
+    again = [cards.nth(k).get_attribute("data-item") for k in range(cards.count())]
+    assert len(again) == 5 and not set(again) & set(first)
+    check(again)
+
+    shot = Path(os.environ.get("LLMREC_ARTIFACTS", tmp_path)) / "chat_panel.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.locator("#chat-section").screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    # "New conversation" starts over: one greeting, no wishes
+    page.click("#chat-new")
+    page.wait_for_selector("body[data-chat-turn='0']")
+    assert page.locator("#chat-log .msg").count() == 1
+    assert problems == [], problems
+    page.close()

@@ -259,3 +259,61 @@ def test_concurrent_http_requests_equal_one_by_one(din):
         _same(w, r.json())
     stats = app.state.batcher.stats
     assert stats["rank"][1] == len(reqs) - _stored(art, reqs)   # the rest: prestored
+
+
+def test_exact_search_is_the_brute_force_top_k_and_hnsw_agrees(serve_run, artifacts):
+    """``index = "auto"`` searches a small catalogue exactly: the top-k of the allowed items
+    by inner product, best first (checked against a full sort); FAISS HNSW (``index =
+    "hnsw"``) finds nearly the same items."""
+    from llmrec.serve import ServeConfig, load_artifacts
+    from llmrec.serve._channels import search
+
+    assert artifacts.index is None and artifacts.info["index"] == "flat"
+    hnsw = load_artifacts(serve_run, ServeConfig(encoder="hashing", index="hnsw"))
+    assert hnsw.index is not None and hnsw.info["index"] == "hnsw"
+    rng = np.random.default_rng(0)
+    v = artifacts.vectors
+    overlap = []
+    for _ in range(20):
+        q = v[rng.choice(len(v), 3)].mean(0, keepdims=True)
+        allowed = rng.random(len(v)) > 0.3
+        items, scores = search(artifacts, q, 20, allowed)
+        full = (v @ q[0]).astype(np.float64)
+        ref = [i for i in np.argsort(-full, kind="stable") if allowed[i]][:20]
+        assert items.tolist() == ref
+        np.testing.assert_allclose(scores, full[ref], rtol=1e-5)
+        assert allowed[items].all() and (np.diff(scores) <= 0).all()
+        approx, _ = search(hnsw, q, 20, allowed)
+        assert allowed[approx].all()
+        overlap.append(len(set(approx.tolist()) & set(ref)) / 20)
+    assert np.mean(overlap) >= 0.9, overlap
+
+
+def test_popularity_channel_is_the_most_popular_allowed_items(artifacts):
+    from llmrec.serve._channels import Query, popularity
+
+    rng = np.random.default_rng(1)
+    counts = artifacts.popularity
+    for _ in range(10):
+        allowed = rng.random(artifacts.n_items) > 0.5
+        items, scores = popularity(artifacts, Query(np.zeros(0, np.int64), allowed), 30)
+        ref = sorted(np.flatnonzero(allowed).tolist(), key=lambda i: (-counts[i], i))[:30]
+        assert items.tolist() == ref
+        np.testing.assert_allclose(scores, np.log1p(counts[ref]), rtol=1e-6)
+
+
+def test_fusion_of_hand_made_channel_outputs():
+    """Min-max normalised, weighted, summed; channel of origin = the largest term; ties by
+    item index; an item a channel did not retrieve gets 0 from it (its worst candidate too)."""
+    from llmrec.serve._channels import fuse
+
+    w = {"sequential": 1.0, "ann": 0.5, "popularity": 0.1}
+    parts = [(0, np.array([7, 3, 5]), np.array([3.0, 2.0, 1.0])),      # norm 1, .5, 0
+             (1, np.array([5, 9]), np.array([0.9, 0.1])),                # norm 1, 0
+             (2, np.array([3]), np.array([4.0]))]                        # single: 1
+    c = fuse(parts, w)
+    expected = {7: 1.0, 3: 0.5 + 0.1, 5: 0.0 + 0.5, 9: 0.0}
+    assert c.items.tolist() == [7, 3, 5, 9]
+    np.testing.assert_allclose(c.fused, [expected[i] for i in c.items.tolist()])
+    assert c.origin.tolist() == [0, 0, 1, 1]     # 9: only the ANN channel retrieved it
+    np.testing.assert_allclose(c.terms[1], [0.5, 0.0, 0.1])

@@ -15,11 +15,16 @@ and the LLM's :class:`InteRecAgent` (plan-first, ``InteRecAgent(make_backend("lo
 can read a :class:`GeneralMemory` mined from the training split, :class:`MACRS` (responder
 agents, a planner, reflection) and :class:`ToolRec` (the LLM as the user's surrogate choosing
 retrieval tools round by round); the three share :class:`JsonCaller`.
+
+A :class:`ChatSession` is one conversation with a person (``llmrec chat``, the web chat panel
+of ``llmrec serve``): :func:`understand` reads typed text into the same :class:`UserReply`
+the strategies get from the simulated user.
 """
 
 from . import _tools  # noqa: F401  (registers the tools)
 from ._bus import CandidateBus
 from ._catalog import ATTRIBUTES, Catalog, normalize, title_core
+from ._freetext import find_decade, find_genres, understand
 from ._general_memory import GeneralMemory
 from ._interec import (PROMPT_VERSION, InteRecAgent, native_tools, parse_plan, plan_from_calls,
                        plan_schema)
@@ -33,6 +38,7 @@ from ._messages import (QUESTIONS, Action, Ask, ChitChat, Recommend, UserReply, 
                         parse_reply, render)
 from ._policy import STRATEGIES, ChatState, Strategy, TopKPolicy, TreePolicy, answer_entropy
 from ._registry import TOOLS, Tool, ToolError, ToolResult, tool
+from ._session import ChatSession, ChatTurn, UnknownUser, user_history
 from ._simulator import (CheckedUser, LeakChecker, SimulatedUser, distinctive_words,
                          title_document_frequency)
 from ._toolrec import ToolRec
@@ -43,13 +49,16 @@ STRATEGIES["macrs"] = MACRS                    # needs a backend too
 STRATEGIES["toolrec"] = ToolRec                # needs a backend too
 
 __all__ = [
-    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatState",
+    "ATTRIBUTES", "Action", "Ask", "CandidateBus", "Catalog", "ChatContext", "ChatSession",
+    "ChatState", "ChatTurn", "UnknownUser", "find_decade", "find_genres", "understand",
+    "user_history",
     "ChatWorld", "CheckedUser", "ChitChat", "EntityMemory", "GeneralMemory", "InteRecAgent",
     "JsonCaller", "MACRS", "PROMPT_VERSION", "PlanError", "compact_grammar", "parse_json",
     "native_tools", "parse_plan", "plan_from_calls",
     "plan_schema", "LeakChecker", "QUESTIONS",
     "Recommend", "Retriever", "STRATEGIES", "SimulatedUser", "Strategy", "TOOLS", "Tool",
-    "ToolError", "ToolRec", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply", "answer_entropy",
+    "ToolError", "ToolRec", "ToolResult", "TopKPolicy", "TreePolicy", "UserReply",
+    "answer_entropy",
     "build_server", "conversation_context", "served_tool_names",
     "distinctive_words", "evaluate", "memory_entries", "normalize", "parse_agent", "parse_reply",
     "recall", "render", "run_episode", "sample_users", "summarize", "title_core",

@@ -54,6 +54,7 @@ class ChatWorld:
     retriever: Retriever
     source: str = ""
     knowledge: dict[str, str] = field(default_factory=dict)   # raw item id -> stored LLM text
+    _histories: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, kg: bool = False) -> ChatWorld:
@@ -71,6 +72,14 @@ class ChatWorld:
                    kg: bool = False, source: str = "") -> ChatWorld:
         return cls(dataset, split, Catalog.from_dataset(dataset, kg=kg), Retriever(model),
                    source)
+
+    def known_history(self, user: str) -> list[int] | None:
+        """The known history of test user ``user`` (as in :meth:`test_users`), None for a user
+        who is not one; the table is built on first use."""
+        if self._histories is None:
+            self._histories = {u: h for u, h, _ in self.test_users()}
+        h = self._histories.get(user)
+        return None if h is None else list(h)
 
     def test_users(self) -> list[tuple[str, list[int], int]]:
         """``(raw user id, known history, target)`` per test case, in user order."""
@@ -171,8 +180,8 @@ def memory_entries(action: Any, reply: UserReply) -> list[tuple[str, str, str, s
     out: list[tuple[str, str, str, str]] = []
     if isinstance(action, Recommend) and reply.kind == "reject":
         out += [("item", "-", i, "dislike") for i in action.items]
-    if reply.attribute:
-        out += [("attribute", reply.attribute, v, "like") for v in reply.values]
+    for attribute, values in reply.stated():
+        out += [("attribute", attribute, v, "like") for v in values]
     return out
 
 

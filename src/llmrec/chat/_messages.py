@@ -84,6 +84,15 @@ class UserReply:
     attribute: str | None = None           # answer: the asked one; reject: the one said wrong
     values: tuple[str, ...] = ()           # empty: the user does not know / will not say
     ends: bool = False                     # the user said goodbye
+    # further (attribute, values) stated in the same utterance (free text: "a comedy from
+    # the 90s"); the simulator's grammar states one attribute per reply
+    also: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def stated(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Every (attribute, values) the utterance states, the main one first."""
+        main = ([(self.attribute, self.values)]
+                if self.attribute and (self.kind == "answer" or self.values) else [])
+        return main + list(self.also)
 
 
 # values end at ";" or at a "." that ends a sentence (ids such as m.06pj8 keep their dot)

@@ -64,9 +64,9 @@ class ChatState:
         if isinstance(action, Recommend) and reply.kind == "reject":
             cat = self.ctx.catalog
             self.ctx.rejected |= {cat.index(i) for i in action.items}
-        if reply.attribute and (reply.kind == "answer" or reply.values):
-            self.known[reply.attribute] = reply.values
-            self.asked.add(reply.attribute)
+        for attribute, values in reply.stated():
+            self.known[attribute] = values
+            self.asked.add(attribute)
 
 
 class Strategy(Protocol):

@@ -12,7 +12,7 @@ import sys
 
 from ..errors import LlmrecError
 from . import data, demo, evaluate, knowledge, recommend, train
-from . import bench, chat_eval, compare, encode, lm, mcp, ranker, serve, tokenize, tune
+from . import bench, chat, chat_eval, compare, encode, lm, mcp, ranker, serve, tokenize, tune
 from . import tune_serving
 
 COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "compare": compare,
@@ -20,7 +20,7 @@ COMMANDS = {"data": data, "train": train, "evaluate": evaluate, "compare": compa
             "demo": demo, "knowledge": knowledge,
             "encode": encode, "tokenize": tokenize, "lm": lm,
             "bench": bench, "serve": serve, "ranker": ranker, "tune": tune,
-            "tune-serving": tune_serving, "chat-eval": chat_eval, "mcp": mcp}
+            "tune-serving": tune_serving, "chat": chat, "chat-eval": chat_eval, "mcp": mcp}
 
 
 class _Parser(argparse.ArgumentParser):

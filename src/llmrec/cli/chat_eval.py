@@ -147,6 +147,7 @@ def _llm_strategy(args: argparse.Namespace, world):  # -> InteRecAgent | MACRS |
     cls = STRATEGIES[args.strategy]
     if args.strategy == "macrs":
         return cls(backend, constrain=args.constrain)
-    extra = {"general": GeneralMemory.from_train(world.split.train) if args.memory else None} \
-        if args.strategy == "interec" else {}
+    # `llmrec chat --memory` (no FILE) gives "": still a memory
+    extra = {"general": GeneralMemory.from_train(world.split.train)
+             if args.memory is not None else None} if args.strategy == "interec" else {}
     return cls(backend, max_tokens=args.max_tokens or 128, constrain=args.constrain, **extra)

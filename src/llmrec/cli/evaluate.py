@@ -70,13 +70,11 @@ def cmd_served(args: argparse.Namespace, ks: tuple[int, ...] | None) -> int:
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, not {args.threads}")
     try:
-        from ..serve import paired_line, served_evaluation, served_table
+        from ..serve import paired_line, served_evaluation, served_table, set_threads
     except ImportError as e:
         raise LlmrecError(f"--served needs the serve extras ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss,tune]'") from None
-    import torch
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     ks = ks or (5, 10, 20)
     n = args.n if args.n is not None else max(ks)
     if n < max(ks):

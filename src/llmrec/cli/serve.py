@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--item-vectors", choices=("text", "model"),
                    help="ANN space: encoded item text (default) or the model's item table")
     p.add_argument("--encoder", choices=("minilm", "hashing"), help="text encoder for 'text'")
-    p.add_argument("--index", choices=("hnsw", "flat"), help="FAISS index (default hnsw)")
+    p.add_argument("--index", choices=("auto", "hnsw", "flat"),
+                   help="ANN search: flat (exact), hnsw (FAISS, approximate) or auto (default: "
+                   "flat up to 10,000 items, else hnsw)")
     p.add_argument("--ranker", choices=("auto", "fused", "ctr"),
                    help="auto: the run's CTR model (RUN_DIR/ctr) if any, else fused scores")
     p.add_argument("--body-timeout", type=positive_float, metavar="SECONDS",
@@ -73,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import (SERVE_FILE, ServeConfig, create_app, http_protocol, load_artifacts,
-                             parse_weights)
+                             parse_weights, set_threads)
     except ImportError as e:
         raise LlmrecError(f"llmrec serve needs the serve extra ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss]'") from None
@@ -98,12 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         log.warning("listening on %s without an API key: anyone who can reach it may query it "
                     "(see --api-key-env)", args.host)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    import faiss
-
-    faiss.omp_set_num_threads(args.threads)
+    set_threads(args.threads)
     with contextlib.ExitStack() as stack:
         # one worker keeps its metrics in memory: a PROMETHEUS_MULTIPROC_DIR inherited from the
         # environment (another server's, perhaps gone) must not redirect them; the variable is
@@ -193,7 +190,7 @@ def _die_with_parent(parent: int, liveness_fd: int) -> None:
 
 
 def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int = 10) -> int:
-    """Pre-fork serving: bind once, fork ``workers`` uvicorn servers that share the socket and
+    """Pre-fork serving: bind, fork ``workers`` uvicorn servers that share the listening port and
     the artifacts loaded before the fork (copy-on-write), replace a worker that dies, and stop
     them all on SIGTERM/SIGINT. Workers end with the parent, also when it is SIGKILLed (see
     :func:`_die_with_parent`). Returns 0 after a requested stop, 1 if workers kept dying."""
@@ -202,8 +199,10 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
     from ..serve import http_protocol
 
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.create_server((host, port), family=family, backlog=2048)
-    sock.set_inheritable(True)
+    per_worker = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+    socks = [socket.create_server((host, port), family=family, backlog=2048,
+                                  reuse_port=per_worker)
+             for _ in range(workers if per_worker else 1)]
     parent = os.getpid()
     liveness_r, liveness_w = os.pipe()          # only the parent keeps the write end open
     children: dict[int, int] = {}
@@ -221,7 +220,7 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
                 _die_with_parent(parent, liveness_r)
                 config = uvicorn.Config(app, log_level="warning", access_log=False,
                                         http=http_protocol())
-                uvicorn.Server(config).run(sockets=[sock])
+                uvicorn.Server(config).run(sockets=[socks[k % len(socks)]])
                 code = 0
             finally:
                 os._exit(code)
@@ -258,7 +257,8 @@ def serve_forked(app, host: str, port: int, workers: int, *, max_restarts: int =
                     f"signal {os.WTERMSIG(code)}" if os.WIFSIGNALED(code)
                     else f"status {os.WEXITSTATUS(code)}")
         spawn(k)
-    sock.close()
+    for sock in socks:
+        sock.close()
     os.close(liveness_r)
     os.close(liveness_w)
     return status

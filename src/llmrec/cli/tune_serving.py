@@ -55,17 +55,16 @@ def cmd_tune_serving(args: argparse.Namespace) -> int:
     try:
         import dataclasses
 
-        import torch
-
         from .._io import atomic_write_text, write_json
         from ..config import dumps_toml, to_dict
         from ..serve import (SERVE_FILE, ReplayCache, Variant, paired_line, replay,
-                             replay_artifacts, run_serve_config, served_table, tune)
+                             replay_artifacts, run_serve_config, served_table, set_threads,
+                             tune)
         from ..serve import split_cases
     except ImportError as e:
         raise LlmrecError(f"tune-serving needs the serve extras ({e.name} is missing): "
                           "pip install 'llmrec[serve,faiss,tune]'") from None
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     run_dir = Path(args.run_dir).expanduser()
     output = Path(args.output).expanduser() if args.output else run_dir / SERVE_FILE
     if args.output and not output.parent.is_dir():

@@ -19,57 +19,50 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..config import added_option
 from ..errors import ConfigError, DataError
-from ..lm import LM, Example, PromptTemplate, load_lm, load_prompt_template
+from ..lm import (LM, TUNING_FIELDS, Example, LMTuning, PromptTemplate, load_lm,
+                  load_prompt_template)
 from ._data import CTRData
 
 ANSWERS = ("Yes", "No")
 
 
 @dataclass
-class LLMCTRConfig:
-    """Options of an LLM click model (names shared with :class:`~llmrec.lm.FinetuneConfig`)."""
+class LLMCTRConfig(LMTuning):
+    """Options of an LLM click model. The fine-tuning options (mode, lora_*, learning_rate,
+    batch sizes, epochs, max_steps, max_time, threads) are :class:`~llmrec.lm.LMTuning`'s,
+    with these defaults."""
 
     lm: str | None = None               # None: packaged SmolLM2-135M-Instruct; folder/.gguf/hub
     init: Literal["pretrained", "random"] = "pretrained"    # random: the control (same shape)
     template: str = "preference"        # packaged name or a .toml path
     scenario: str = "movie"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    mode: Literal["lora", "full"] = added_option("lora")
+    lora_dropout: float = added_option(0.0)
     learning_rate: float = 5e-4
-    warmup_steps: int = 0
-    batch_size: int = 8
-    micro_batch_size: int = 4
-    epochs: int = 1
-    max_steps: int = 0
-    max_time: float = 0.0
     max_seq_len: int = 320
     score_batch_size: int = 16
     save_every: int = 10                # fine-tuning checkpoint every N steps (with a run_dir)
-    threads: int = 0
     device: str | None = None
     seed: int = 0
     knowledge: bool = False             # LLM click models read titles, not knowledge vectors
 
     def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
+        self.check_tuning(type(self).__name__)
+        if self.mode != "lora":
+            raise ConfigError(f"mode must be 'lora' for LLM click models, not {self.mode!r}")
         if self.init not in ("pretrained", "random"):
             raise ConfigError(f"init must be 'pretrained' or 'random', not {self.init!r}")
         if self.knowledge:
             raise ConfigError("LLM click models take no knowledge vectors (knowledge = false)")
-        if self.score_batch_size < 1 or self.lora_r < 1 or self.epochs < 1:
-            raise ConfigError("score_batch_size, lora_r and epochs must be >= 1")
+        if self.score_batch_size < 1:
+            raise ConfigError("score_batch_size must be >= 1")
 
     def finetune_options(self) -> dict[str, Any]:
         """The :class:`~llmrec.lm.FinetuneConfig` options this config fixes."""
-        return {"mode": "lora", "lora_r": self.lora_r, "lora_alpha": self.lora_alpha,
-                "target_modules": self.target_modules, "learning_rate": self.learning_rate,
-                "warmup_steps": self.warmup_steps, "batch_size": self.batch_size,
-                "micro_batch_size": self.micro_batch_size, "epochs": self.epochs,
-                "max_steps": self.max_steps, "max_time": self.max_time,
-                "max_seq_len": self.max_seq_len, "seed": self.seed, "threads": self.threads,
-                "save_every": self.save_every}
+        return {**{n: getattr(self, n) for n in TUNING_FIELDS}, "max_seq_len": self.max_seq_len,
+                "seed": self.seed, "save_every": self.save_every}
 
 
 def base_lm(cfg: LLMCTRConfig) -> LM:

@@ -72,7 +72,7 @@ class TALLRec(CTRModel):
         return self
 
     def _lora(self) -> LoraOptions:
-        return LoraOptions(self.config.lora_r, self.config.lora_alpha, 0.0,
+        return LoraOptions(self.config.lora_r, self.config.lora_alpha, self.config.lora_dropout,
                            self.config.target_modules)
 
     def examples(self, data: CTRData, with_answer: bool = True):

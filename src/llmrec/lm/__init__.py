@@ -15,15 +15,17 @@ only when a model is loaded.
 
 from ._adapt import (LoraOptions, add_tokens, apply_lora, full_finetuning, load_trainable,
                      new_token_ids, trainable_parameters, trainable_state)
-from ._finetune import (FinetuneConfig, FinetuneResult, answer_loss, encode_example, finetune,
-                        load_adapter, lr_at, save_adapter, step_examples)
+from ._finetune import (TUNING_FIELDS, FinetuneConfig, FinetuneResult, LMTuning, answer_loss,
+                        encode_example, finetune, load_adapter, lr_at, save_adapter,
+                        step_examples)
 from ._load import DTYPES, LM, load_lm, resolve_device
 from ._prompts import (PACKAGED, Example, PromptTemplate, history_prompt, load_prompt_template,
                        next_item_examples, read_prompt_template, recommendation_prompts,
                        titles_prompt)
 
 __all__ = [
-    "DTYPES", "LM", "PACKAGED", "Example", "FinetuneConfig", "FinetuneResult", "LoraOptions",
+    "DTYPES", "LM", "PACKAGED", "TUNING_FIELDS", "Example", "FinetuneConfig", "FinetuneResult",
+    "LMTuning", "LoraOptions",
     "PromptTemplate", "add_tokens", "answer_loss", "apply_lora", "encode_example", "finetune",
     "full_finetuning", "history_prompt", "load_adapter", "load_lm", "load_prompt_template",
     "load_trainable", "lr_at", "new_token_ids", "next_item_examples", "read_prompt_template",

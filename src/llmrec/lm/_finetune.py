@@ -63,9 +63,19 @@ IGNORE = -100
 _FREE = ("max_time", "save_every", "log_every", "threads", "progress")
 
 
+# the options below mean the same in FinetuneConfig and in every model config built on
+# LMTuning (the models that fine-tune an LM: LC-Rec, BIGRec, TALLRec, RecLoRA)
+TUNING_FIELDS = ("mode", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                 "learning_rate", "warmup_steps", "batch_size", "micro_batch_size", "epochs",
+                 "max_steps", "max_time", "threads")
+
+
 @dataclass
-class FinetuneConfig:
-    """Settings of one fine-tuning run (``batch_size``: examples per optimizer step)."""
+class LMTuning:
+    """The fine-tuning options of a model config that fine-tunes an LM: the fields of
+    :class:`FinetuneConfig` named in ``TUNING_FIELDS``, their checks, and the mapping onto a
+    FinetuneConfig. A model keeps its own defaults by declaring a field again; its
+    ``__post_init__`` calls :meth:`check_tuning`."""
 
     mode: Literal["lora", "full"] = "lora"
     lora_r: int = 8
@@ -73,38 +83,59 @@ class FinetuneConfig:
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     learning_rate: float = 3e-4
-    min_learning_rate: float = 0.0
-    weight_decay: float = 0.0
     warmup_steps: int = 0
     batch_size: int = 8
     micro_batch_size: int = 4
     epochs: int = 1
-    max_steps: int = 0              # 0: no limit besides epochs
-    max_time: float = 0.0           # seconds of training (all sessions together); 0: none
+    max_steps: int = 0               # 0: epochs decide
+    max_time: float = 0.0            # seconds of fine-tuning, all sessions together; 0: none
+    threads: int = 0                 # torch intra-op threads; 0: unchanged
+
+    def check_tuning(self, who: str) -> None:
+        """One line naming ``who`` and the first option out of range."""
+        self.target_modules = tuple(self.target_modules)
+        if self.mode not in ("lora", "full"):
+            raise ConfigError(f"{who}: mode must be 'lora' or 'full', not {self.mode!r}")
+        bad = [n for n in ("lora_r", "batch_size", "micro_batch_size", "epochs")
+               if getattr(self, n) < 1]
+        bad += [n for n in ("learning_rate",) if not getattr(self, n) > 0]
+        bad += [n for n in ("lora_dropout", "warmup_steps", "max_steps", "max_time", "threads")
+                if getattr(self, n) < 0]
+        if bad:
+            raise ConfigError(f"{who}: {bad[0]} = {getattr(self, bad[0])!r} is out of range")
+        if self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"{who}: batch_size {self.batch_size} is not a multiple of "
+                              f"micro_batch_size {self.micro_batch_size}")
+
+    def finetune_config(self, **fixed: Any) -> FinetuneConfig:
+        """A :class:`FinetuneConfig` with this config's tuning options and ``fixed`` (the
+        options the model decides itself: max_seq_len, seed, progress, ...)."""
+        return FinetuneConfig(**{**{n: getattr(self, n) for n in TUNING_FIELDS}, **fixed})
+
+
+@dataclass
+class FinetuneConfig(LMTuning):
+    """Settings of one fine-tuning run (``batch_size``: examples per optimizer step): the
+    :class:`LMTuning` options and these."""
+
+    min_learning_rate: float = 0.0
+    weight_decay: float = 0.0
     max_grad_norm: float = 1.0      # 0 disables clipping
     max_seq_len: int = 512
     chat: bool = True               # wrap prompts in the tokenizer's chat template
     seed: int = 42
     save_every: int = 50            # steps between checkpoints (with a run_dir)
     log_every: int = 10
-    threads: int = 0                # torch intra-op threads; 0: unchanged
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
-        if self.mode not in ("lora", "full"):
-            raise ConfigError(f"mode must be 'lora' or 'full', not {self.mode!r}")
-        positive = ("learning_rate", "batch_size", "micro_batch_size", "epochs",
-                    "max_seq_len", "save_every", "log_every")
-        bad = [n for n in positive if not getattr(self, n) > 0]
-        bad += [n for n in ("min_learning_rate", "weight_decay", "warmup_steps", "max_steps",
-                            "max_time", "max_grad_norm", "threads") if getattr(self, n) < 0]
+        self.check_tuning("fine-tuning")
+        bad = [n for n in ("max_seq_len", "save_every", "log_every") if not getattr(self, n) > 0]
+        bad += [n for n in ("min_learning_rate", "weight_decay", "max_grad_norm")
+                if getattr(self, n) < 0]
         if bad:
             raise ConfigError(f"fine-tuning option {bad[0]} = {getattr(self, bad[0])!r} is "
                               "out of range")
-        if self.batch_size % self.micro_batch_size:
-            raise ConfigError(f"batch_size {self.batch_size} is not a multiple of "
-                              f"micro_batch_size {self.micro_batch_size}")
 
     def lora(self) -> LoraOptions:
         return LoraOptions(self.lora_r, self.lora_alpha, self.lora_dropout, self.target_modules)

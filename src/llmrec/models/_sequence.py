@@ -209,6 +209,31 @@ class SequentialRecommender(Recommender):
         self.module.eval()
 
 
+class NextItemRecommender(SequentialRecommender):
+    """A causal model trained to predict each next item of its windows (GRU4Rec, SASRec, HSTU):
+    windows of ``max_seq_len + 1`` items, ``max_seq_len`` apart; the loss of every supervised
+    position against the item table (``config.loss``; ``softmax_over = "unseen"`` where the
+    config has it). ``_states`` maps the module's states before scoring (HSTU: cosine with a
+    temperature); the identity by default."""
+
+    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
+        L = self.config.max_seq_len
+        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
+
+    def _states(self, states: torch.Tensor) -> torch.Tensor:
+        return states
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs, lengths, valid, targets = shift_for_next_item(batch)
+        states = self._states(self.module(inputs, lengths))              # (B, T, D)
+        exclude = None
+        if getattr(self.config, "softmax_over", "all") == "unseen":
+            rows = torch.arange(len(inputs)).unsqueeze(1).expand_as(valid)[valid]
+            exclude = window_items(batch["items"], self.n_items)[rows]     # (M, N)
+        return next_item_loss(self.config.loss, states[valid], self.item_weights(),
+                              targets[valid], self.config.num_negatives, exclude)
+
+
 def shift_for_next_item(batch: dict[str, torch.Tensor]
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inputs and next-item targets of a batch of windows.

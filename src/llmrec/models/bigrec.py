@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from ..data import EvalCases, Interactions
 from ..errors import ConfigError
+from ..lm import LMTuning
 from ..train import ModelConfig
 from .base import Recommender
 
@@ -65,25 +66,18 @@ _LM_PREFIX = "lm."
 
 
 @dataclass
-class BIGRecConfig(ModelConfig):
+class BIGRecConfig(ModelConfig, LMTuning):
     """See the module docstring. ``lm``: "" is the packaged SmolLM2-135M GGUF, else a .gguf
-    file, a Hugging Face folder or a hub name."""
+    file, a Hugging Face folder or a hub name. The fine-tuning options (mode, lora_*,
+    learning_rate, batch sizes, epochs, max_steps, max_time, threads) are
+    :class:`~llmrec.lm.LMTuning`'s, with BIGRec's defaults below."""
 
     lm: str = ""
     init: Literal["pretrained", "random"] = "pretrained"
     finetune: bool = True
-    mode: Literal["lora", "full"] = "lora"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
     lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     learning_rate: float = 5e-4
     warmup_steps: int = 10
-    batch_size: int = 8
-    micro_batch_size: int = 4
-    epochs: int = 1
-    max_steps: int = 0               # 0: epochs decide
-    max_time: float = 0.0            # seconds of fine-tuning; 0: no limit
     max_seq_len: int = 384
     targets_per_user: int = 1
     template: str = "next_title"
@@ -95,37 +89,22 @@ class BIGRecConfig(ModelConfig):
     generate_batch_size: int = 16
     encoder: Literal["minilm", "hashing"] = "minilm"
     gamma: float = 0.0
-    threads: int = 0
     device: str = ""                 # "": CUDA when present, else the CPU
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.target_modules = tuple(self.target_modules)
-        for name in ("batch_size", "micro_batch_size", "epochs", "max_seq_len",
-                     "targets_per_user", "num_beams", "max_new_tokens", "generate_batch_size",
-                     "lora_r"):
+        self.check_tuning("bigrec")
+        for name in ("max_seq_len", "targets_per_user", "num_beams", "max_new_tokens",
+                     "generate_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bigrec: {name} must be >= 1, not {getattr(self, name)}")
-        for name in ("max_steps", "max_time", "gamma", "warmup_steps", "threads", "max_items"):
+        for name in ("gamma", "max_items"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"bigrec: {name} must be >= 0, not {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"bigrec: learning_rate must be > 0, not {self.learning_rate}")
-        if self.batch_size % self.micro_batch_size:
-            raise ConfigError(f"bigrec: batch_size {self.batch_size} is not a multiple of "
-                              f"micro_batch_size {self.micro_batch_size}")
 
     def finetune_config(self, progress: bool) -> Any:
-        from ..lm import FinetuneConfig
-
-        return FinetuneConfig(
-            mode=self.mode, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-            lora_dropout=self.lora_dropout, target_modules=self.target_modules,
-            learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
-            batch_size=self.batch_size, micro_batch_size=self.micro_batch_size,
-            epochs=self.epochs, max_steps=self.max_steps, max_time=self.max_time,
-            max_seq_len=self.max_seq_len, chat=self.chat, seed=self.seed, threads=self.threads,
-            progress=progress)
+        return LMTuning.finetune_config(self, max_seq_len=self.max_seq_len, chat=self.chat,
+                                        seed=self.seed, progress=progress)
 
 
 @torch.no_grad()

@@ -20,15 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..data import Interactions
 from ._items import ItemEmbedding
-from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
-                        shift_for_next_item, windows)
+from ._sequence import NextItemRecommender, SequentialConfig
 
 
 @dataclass
@@ -58,20 +55,10 @@ class GRU4RecModule(nn.Module):
         return self.proj(self.drop(out))                                 # (B, T, D)
 
 
-class GRU4Rec(SequentialRecommender):
+class GRU4Rec(NextItemRecommender):
     name = "gru4rec"
     config_class = GRU4RecConfig
     config: GRU4RecConfig
 
     def _build(self) -> nn.Module:
         return GRU4RecModule(self._item_embedding(), self.config)
-
-    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
-        L = self.config.max_seq_len
-        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs, lengths, valid, targets = shift_for_next_item(batch)
-        states = self.module(inputs, lengths)
-        return next_item_loss(self.config.loss, states[valid], self.item_weights(),
-                              targets[valid], self.config.num_negatives)

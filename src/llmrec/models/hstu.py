@@ -45,10 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import added_option
-from ..data import Interactions
 from ._items import ItemEmbedding
-from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
-                        shift_for_next_item, window_items, windows)
+from ._sequence import NextItemRecommender, SequentialConfig
 from ._transformer import attention_mask
 
 
@@ -152,17 +150,13 @@ class HSTUModule(nn.Module):
         return self.norm(x)
 
 
-class HSTU(SequentialRecommender):
+class HSTU(NextItemRecommender):
     name = "hstu"
     config_class = HSTUConfig
     config: HSTUConfig
 
     def _build(self) -> nn.Module:
         return HSTUModule(self._item_embedding(), self.config)
-
-    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
-        L = self.config.max_seq_len
-        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
 
     def _states(self, states: torch.Tensor) -> torch.Tensor:
         if not self.config.l2_norm:
@@ -172,16 +166,6 @@ class HSTU(SequentialRecommender):
     def item_weights(self) -> torch.Tensor:
         table = self.module.items.table()                                # (N, D)
         return F.normalize(table, dim=-1) if self.config.l2_norm else table
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs, lengths, valid, targets = shift_for_next_item(batch)
-        states = self._states(self.module(inputs, lengths))              # (B, T, D)
-        exclude = None
-        if self.config.softmax_over == "unseen":
-            rows = torch.arange(len(inputs)).unsqueeze(1).expand_as(valid)[valid]
-            exclude = window_items(batch["items"], self.n_items)[rows]     # (M, N)
-        return next_item_loss(self.config.loss, states[valid], self.item_weights(),
-                              targets[valid], self.config.num_negatives, exclude)
 
     def _score(self, histories: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         self.module.eval()

@@ -61,6 +61,7 @@ import torch
 from ..config import require_positive
 from ..data import EvalCases, Interactions
 from ..errors import ConfigError
+from ..lm import LMTuning
 from ..tokenize import SemanticIds
 from ..train import ModelConfig
 from ._beam import (beam_scores, child_table, constrained_beam_search, item_ids,
@@ -79,25 +80,17 @@ def code_token(level: int, code: int) -> str:
 
 
 @dataclass
-class LCRecConfig(ModelConfig):
+class LCRecConfig(ModelConfig, LMTuning):
     """See the module docstring. ``lm``: a causal LM folder or ``.gguf`` ("" = the packaged
     SmolLM2-135M-Instruct); ``max_seq_len``: history items in the ``seq`` prompt;
-    ``max_tokens``: prompt + answer tokens (a long prompt loses its start)."""
+    ``max_tokens``: prompt + answer tokens (a long prompt loses its start). The fine-tuning
+    options (mode, lora_*, learning_rate, batch sizes, epochs, max_steps, max_time, threads)
+    are :class:`~llmrec.lm.LMTuning`'s, with LC-Rec's defaults below."""
 
     lm: str = ""
     init: str = "pretrained"
-    mode: str = "lora"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     learning_rate: float = 1e-3
     warmup_steps: int = 10
-    batch_size: int = 8
-    micro_batch_size: int = 4
-    epochs: int = 1
-    max_steps: int = 0              # 0: no limit besides epochs
-    max_time: float = 0.0           # seconds of fine-tuning, all sessions together; 0: none
     samples_per_user: int = 1
     tasks: tuple[str, ...] = TASKS
     max_seq_len: int = 20
@@ -112,26 +105,20 @@ class LCRecConfig(ModelConfig):
     id_codebook_size: int = 32
     finetune_dir: str = ""          # "" = RUN/finetune; another run's folder continues it
     save_every: int = 50
-    threads: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_tuning("lcrec")
         self.tasks = tuple(self.tasks)
-        self.target_modules = tuple(self.target_modules)
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {INITS}, not {self.init!r}")
-        if self.mode not in ("lora", "full"):
-            raise ConfigError(f"mode must be 'lora' or 'full', not {self.mode!r}")
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"tasks must be distinct names from {TASKS}; got {self.tasks}")
-        require_positive(self, "learning_rate", "batch_size", "micro_batch_size", "epochs",
-                         "samples_per_user", "max_seq_len", "max_title_items", "max_tokens",
-                         "beam_size", "score_batch", "id_levels", "save_every", "lora_r")
+        require_positive(self, "samples_per_user", "max_seq_len", "max_title_items",
+                         "max_tokens", "beam_size", "score_batch", "id_levels", "save_every")
         if not 2 <= self.id_codebook_size or self.id_levels > len(LETTERS):
             raise ConfigError(f"id_codebook_size must be >= 2 and id_levels <= {len(LETTERS)}")
-        if min(self.warmup_steps, self.max_steps, self.max_time, self.threads) < 0:
-            raise ConfigError("warmup_steps, max_steps, max_time and threads must be >= 0")
 
 
 class LCRec(Recommender):
@@ -254,16 +241,9 @@ class LCRec(Recommender):
         return out
 
     def finetune_config(self, progress: bool = True) -> Any:
-        from ..lm import FinetuneConfig
-
-        c = self.config
-        return FinetuneConfig(
-            mode=c.mode, lora_r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-            target_modules=c.target_modules, learning_rate=c.learning_rate,
-            warmup_steps=c.warmup_steps, batch_size=c.batch_size,
-            micro_batch_size=c.micro_batch_size, epochs=1, max_steps=c.max_steps,
-            max_time=c.max_time, max_seq_len=c.max_tokens, chat=c.chat, seed=c.seed,
-            save_every=c.save_every, threads=c.threads, progress=progress)
+        c = self.config             # LC-Rec draws each epoch's targets itself: one pass each
+        return c.finetune_config(epochs=1, max_seq_len=c.max_tokens, chat=c.chat, seed=c.seed,
+                                 save_every=c.save_every, progress=progress)
 
     def _fit(self, train: Interactions, valid: EvalCases | None, *, run_dir: Path | None,
              progress: bool, valid_mask: str) -> None:

@@ -38,14 +38,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..config import added_option
-from ..data import Interactions
-from ._sequence import (SequentialConfig, SequentialRecommender, next_item_loss,
-                        shift_for_next_item, window_items, windows)
+from ._sequence import NextItemRecommender, SequentialConfig
 from ._items import ItemEmbedding
 from ._transformer import SASRecPaperBlock, TransformerBlock, attention_mask, reverse_positions
 
@@ -106,24 +103,10 @@ class SASRecModule(nn.Module):
         return self.norm(x)
 
 
-class SASRec(SequentialRecommender):
+class SASRec(NextItemRecommender):
     name = "sasrec"
     config_class = SASRecConfig
     config: SASRecConfig
 
     def _build(self) -> nn.Module:
         return SASRecModule(self._item_embedding(), self.config)
-
-    def _training_windows(self, train: Interactions) -> list[np.ndarray]:
-        L = self.config.max_seq_len
-        return windows(train, size=L + 1, step=L, keep=self.config.train_windows)
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs, lengths, valid, targets = shift_for_next_item(batch)
-        states = self.module(inputs, lengths)                            # (B, T, D)
-        exclude = None
-        if self.config.softmax_over == "unseen":
-            rows = torch.arange(len(inputs)).unsqueeze(1).expand_as(valid)[valid]
-            exclude = window_items(batch["items"], self.n_items)[rows]     # (M, N)
-        return next_item_loss(self.config.loss, states[valid], self.item_weights(),
-                              targets[valid], self.config.num_negatives, exclude)

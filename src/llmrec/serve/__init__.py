@@ -13,7 +13,7 @@ Needs the ``serve`` and ``faiss`` extras; FastAPI, uvicorn and FAISS are importe
 """
 
 from ._app import create_app
-from ._artifacts import Artifacts, build_index, load_artifacts
+from ._artifacts import Artifacts, build_index, load_artifacts, set_threads
 from ._config import CHANNELS, ServeConfig, parse_weights
 from ._guard import http_protocol
 from ._rank import CTRRanker, mmr, save_ctr_ranker
@@ -27,4 +27,4 @@ __all__ = ["CHANNELS", "SERVE_FILE", "Artifacts", "CTRRanker", "ReplayCache", "R
            "ServeConfig", "Service", "TuneResult", "Variant", "build_index", "create_app",
            "http_protocol", "load_artifacts", "mmr", "paired_line", "paired_test",
            "parse_weights", "replay", "replay_artifacts", "run_serve_config", "save_ctr_ranker",
-           "served_evaluation", "served_table", "split_cases", "tune"]
+           "served_evaluation", "served_table", "set_threads", "split_cases", "tune"]

@@ -33,7 +33,8 @@ Key policy (``--api-key-env``). Without the key: the web page ``/``, ``/healthz`
 version only), the API docs ``/docs`` (Swagger UI) and ``/redoc`` with ``/openapi.json`` and
 their assets under ``/static/`` -- code and schema, no data. Everything that returns data or
 describes the deployment -- ``/recommend``, ``/items``, ``/users``, ``/genres``, ``/info`` (run
-folder, model, pid, artifacts), ``/metrics`` -- needs header ``X-API-Key``. The docs are served
+folder, model, pid, artifacts), ``/metrics``, the chat sessions ``/chat`` (see ``_chat.py``) --
+needs header ``X-API-Key``. The docs are served
 from the installed package (the pinned ``fastapi-offline`` wheel ships Swagger UI 5.32.6 and
 ReDoc 2.5.3): they work offline and load nothing from a CDN.
 """
@@ -323,6 +324,9 @@ def create_app(artifacts: Artifacts):
     async def genres():
         return _json(200, {"genres": sorted({g for gs in artifacts.genres for g in gs})})
 
+    from ._chat import add_chat_routes
+
+    app.state.chat = add_chat_routes(app, artifacts)
     app.mount("/static/vendor", StaticFiles(directory=_vendor_assets()), name="vendor")
     app.mount("/static", StaticFiles(packages=[("llmrec.serve", "static")]), name="static")
     app.add_middleware(Guard, api_key=cfg.api_key, max_body=cfg.max_body_bytes,

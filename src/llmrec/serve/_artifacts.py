@@ -9,7 +9,8 @@
   has it) or its metadata text (``"Title (year). Genres: ..."``) with the configured encoder,
   through the content-addressed vector cache; ``"model"`` takes the sequential model's item
   table (collaborative vectors);
-- a FAISS index over those vectors (HNSW or exact inner product);
+- the ANN search over those vectors: exact (one matrix-vector product) or a FAISS HNSW index
+  (``index``; "auto" picks exact up to 10,000 items);
 - the sequential model's scores of every known user's stored history (``prestore_users``,
   bounded by ``prestore_max_mb``), so that a known user costs no model forward pass;
 - stored item knowledge for explanations (``$LLMREC_HOME/knowledge/<dataset>.sqlite`` and the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,21 @@ class Artifacts:
     popularity: np.ndarray                      # (n_items,) float32, training counts
     vectors: np.ndarray                         # (n_items, d) float32, L2-normalised
     vector_source: str
-    index: Any                                  # a faiss index over ``vectors``
+    index: Any                                  # a faiss HNSW index; None: exact search
     knowledge: dict[str, str]                   # raw item id -> stored knowledge text
     ranker: Any = None                          # a ._rank.CTRRanker or None
     user_scores: np.ndarray | None = None       # (n_users, n_items) float32, stored histories
     info: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def log_popularity(self) -> np.ndarray:
+        """(n_items,) float32 log(1 + training count): the popularity channel's score."""
+        return np.log1p(self.popularity)
+
+    @cached_property
+    def popularity_order(self) -> np.ndarray:
+        """(n_items,) item indices, most popular first (ties: lower index first)."""
+        return np.lexsort((np.arange(self.n_items), -self.log_popularity))
 
     @property
     def dataset(self):
@@ -121,18 +133,32 @@ def prestore_user_scores(run: LoadedRun, batch_size: int = 128) -> np.ndarray:
 
 
 def build_index(vectors: np.ndarray, cfg: ServeConfig):
-    """A FAISS inner-product index over L2-normalised ``vectors`` (so scores are cosines)."""
+    """A FAISS HNSW inner-product index over L2-normalised ``vectors`` (so scores are
+    cosines), or None where the search is exact (``cfg.index_kind``: a product with
+    ``vectors`` itself, see :func:`~._channels.search`)."""
+    if cfg.index_kind(len(vectors)) == "flat":
+        return None
     import faiss
 
-    d = vectors.shape[1]
-    if cfg.index == "flat":
-        index = faiss.IndexFlatIP(d)
-    else:
-        index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = max(40, 2 * cfg.hnsw_m)
-        index.hnsw.efSearch = cfg.hnsw_ef_search
+    index = faiss.IndexHNSWFlat(vectors.shape[1], cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = max(40, 2 * cfg.hnsw_m)
+    index.hnsw.efSearch = cfg.hnsw_ef_search
     index.add(vectors)
     return index
+
+
+def set_threads(n: int) -> None:
+    """``n`` threads for every pool a request runs on: torch, FAISS (OpenMP) and the BLAS of
+    numpy and FAISS. With BLAS's default thread per core, the small products of a request
+    (the ANN query, MMR's similarities) wake threads that then spin against the other
+    workers: a 50 x 384 product took 770 us with 2 threads and 27 us with one."""
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def release_free_memory() -> None:
@@ -186,7 +212,7 @@ def load_artifacts(run_dir: str | Path, config: ServeConfig | None = None) -> Ar
     release_free_memory()
     art.info = {"run_dir": str(Path(run_dir).expanduser()), "model": run.model.name,
                 "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
-                "item_vectors": source, "index": cfg.index,
+                "item_vectors": source, "index": cfg.index_kind(ds.n_items),
                 "knowledge_items": len(knowledge),
                 "explanations": "stored LLM knowledge" if knowledge else
                 "item metadata (the knowledge store holds no item records)",

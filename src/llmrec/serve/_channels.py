@@ -19,6 +19,10 @@ channel's best candidate gets 1, its worst 0; a single candidate gets 1), then
 
 and an item's channel of origin is the channel with the largest term ``w_c * norm_c(i)``.
 An empty history leaves only the popularity channel (cold start).
+
+The ANN search is exact for small catalogues (``index = "auto"``, up to 10,000 items: one
+product with every item vector is faster there than FAISS HNSW with an id selector) and FAISS
+HNSW above.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class Candidates:
     items: np.ndarray            # (m,) item indices, best fused score first
     fused: np.ndarray            # (m,) fused scores
     terms: np.ndarray            # (m, len(CHANNELS)) weighted normalised score per channel
-    origin: list[str]            # (m,) channel of origin
+    origin: np.ndarray           # (m,) channel of origin (position in CHANNELS)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -107,20 +111,26 @@ def ann_query(art: Artifacts, history: np.ndarray) -> np.ndarray:
 
 def search(art: Artifacts, query: np.ndarray, k: int, allowed: np.ndarray | None
            ) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS top-``k`` of ``query`` (1, d) among ``allowed`` items (None = all)."""
+    """Top-``k`` items by inner product with ``query`` (1, d) among ``allowed`` items (None =
+    all): exact (``art.index`` None: one product with every item vector) or FAISS HNSW."""
+    k = min(k, art.n_items)
+    if art.index is None:
+        scores = art.vectors @ query[0]                                  # (n_items,)
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        top = _top(scores, k)
+        return top, scores[top]
     import faiss
 
-    k = min(k, art.n_items)
     params = None
     if allowed is not None and not allowed.all():
         if not allowed.any():
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         bitmap = np.packbits(allowed, bitorder="little")
         selector = faiss.IDSelectorBitmap(art.n_items, faiss.swig_ptr(bitmap))
-        params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(
-            art.config.hnsw_ef_search, k)) if art.config.index == "hnsw"
-            else faiss.SearchParameters(sel=selector))
-    elif art.config.index == "hnsw":
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(
+            art.config.hnsw_ef_search, k))
+    else:
         params = faiss.SearchParametersHNSW(efSearch=max(art.config.hnsw_ef_search, k))
     scores, items = art.index.search(np.ascontiguousarray(query, dtype=np.float32), k,
                                      params=params)
@@ -135,9 +145,9 @@ def ann(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def popularity(art: Artifacts, q: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.where(q.allowed, np.log1p(art.popularity), -np.inf)
-    top = _top(scores, k)
-    return top, scores[top]
+    order = art.popularity_order                          # most popular first, ties by index
+    top = order[q.allowed[order]][:k]
+    return top, art.log_popularity[top]
 
 
 CHANNEL_FUNCS = {"sequential": sequential, "ann": ann, "popularity": popularity}
@@ -164,22 +174,20 @@ def channel_outputs(art: Artifacts, q: Query, weights: dict[str, float], k: int)
 
 def fuse(parts: list[Part], weights: dict[str, float]) -> Candidates:
     """Weighted sum of min-max normalised channel scores (module docstring)."""
-    parts = [(c, items, weights[CHANNELS[c]] * _normalise(scores)) for c, items, scores in parts]
     if not parts:
         return Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32),
-                          np.zeros((0, len(CHANNELS)), np.float32), [])
+                          np.zeros((0, len(CHANNELS)), np.float32), np.zeros(0, np.int64))
     items, where = np.unique(np.concatenate([p[1] for p in parts]), return_inverse=True)
-    raw = np.full((len(items), len(CHANNELS)), np.nan, np.float32)        # (m, C), NaN = missed
+    raw = np.full((len(items), len(CHANNELS)), -1.0, np.float32)   # (m, C), -1 = missed
     offset = 0
-    for c, its, terms in parts:
-        raw[where[offset:offset + len(its)], c] = terms
+    for c, its, scores in parts:
+        raw[where[offset:offset + len(its)], c] = weights[CHANNELS[c]] * _normalise(scores)
         offset += len(its)
-    origin_idx = np.where(np.isnan(raw), -1.0, raw).argmax(1)
-    terms = np.nan_to_num(raw, nan=0.0)
+    origin = raw.argmax(1)                     # a retrieved term >= 0 beats a miss (-1)
+    terms = np.maximum(raw, 0.0)
     fused = terms.sum(1)
     order = np.lexsort((items, -fused))
-    origin = [CHANNELS[c] for c in origin_idx[order]]
-    return Candidates(items[order], fused[order], terms[order], origin)
+    return Candidates(items[order], fused[order], terms[order], origin[order])
 
 
 def retrieve(art: Artifacts, q: Query, weights: dict[str, float], k: int,

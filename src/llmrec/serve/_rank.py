@@ -53,16 +53,15 @@ def mmr(items: np.ndarray, relevance: np.ndarray, vectors: np.ndarray, n: int,
     rel = np.ones(len(items)) if hi <= lo else (relevance - lo) / (hi - lo)
     v = vectors[items]                                                  # (m, d)
     sim = v @ v.T                                                       # (m, m)
-    chosen = [0]
+    base = (1 - diversity) * rel                                        # (m,)
     max_sim = sim[0].copy()
-    left = np.ones(len(items), dtype=bool)
-    left[0] = False
-    while len(chosen) < min(n, len(items)):
-        value = np.where(left, (1 - diversity) * rel - diversity * max_sim, -np.inf)
-        pick = int(np.argmax(value))
+    chosen = [0]
+    for _ in range(min(n, len(items)) - 1):
+        value = base - diversity * max_sim
+        value[chosen] = -np.inf
+        pick = int(value.argmax())
         chosen.append(pick)
-        left[pick] = False
-        max_sim = np.maximum(max_sim, sim[pick])
+        np.maximum(max_sim, sim[pick], out=max_sim)
     return np.asarray(chosen)
 
 

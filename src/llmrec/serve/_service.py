@@ -44,6 +44,8 @@ def run_now(service: Service, plan: Plan) -> dict[str, Any]:
         return done.value
 
 
+DETAILS_CACHED = 100_000           # items whose explanation detail a worker keeps
+
 REASONS = {"sequential": "fits your recent history (last: {last})",
            "ann": "similar to {similar}, which you watched",
            "popularity": "popular: {count} users watched it"}
@@ -57,6 +59,7 @@ class Service:
         inter = ds.interactions
         self._ratings = inter.rating
         self._indptr = inter.indptr
+        self._details: dict[int, tuple[str, str]] = {}
 
     # -- lookups ----------------------------------------------------------------------------
     def item_index(self, item_id: object, field: str = "item_id", status: int = 404) -> int:
@@ -184,7 +187,7 @@ class Service:
             ctr = blend(cands.fused, ctr, weight)
             order = np.lexsort((np.arange(len(items)), -cands.fused, -ctr))
             items, score = items[order], ctr[order]
-            cands_terms, origin = cands.terms[order], [cands.origin[o] for o in order]
+            cands_terms, origin = cands.terms[order], cands.origin[order]
             ranker = art.ranker.model.name
         else:
             cands_terms, origin = cands.terms, cands.origin
@@ -196,8 +199,8 @@ class Service:
             rel[~ok] = rel[ok].min() - 1.0 if ok.any() else 0.0
         picks = mmr(items[:pool], rel, art.vectors, n, div)
         cold = user is None and not len(hist)
-        results = [self._result(int(items[p]), float(score[p]), origin[p], cands_terms[p], hist,
-                                rank + 1) for rank, p in enumerate(picks)]
+        results = [self._result(int(items[p]), float(score[p]), CHANNELS[origin[p]],
+                                cands_terms[p], hist, rank + 1) for rank, p in enumerate(picks)]
         return {"user_id": user_id, "known_user": user is not None,
                 "cold_start": "popularity" if cold else ("history" if user is None else None),
                 "history_source": source, "history_length": int(len(hist)),
@@ -222,6 +225,25 @@ class Service:
                 "channel": origin, "channels": channels,
                 "explanation": text, "explanation_source": source}
 
+    def _detail(self, i: int) -> tuple[str, str]:
+        """What an explanation says of item ``i`` itself, and its source (computed once)."""
+        found = self._details.get(i)
+        if found is None:
+            art = self.art
+            knowledge = art.knowledge.get(str(self.item_ids[i]))
+            if knowledge:
+                found = ("; ".join(line.strip() for line in knowledge.splitlines()
+                                   if line.strip()), "knowledge")
+            else:
+                parts = [", ".join(art.genres[i])] if art.genres[i] else []
+                if art.years[i]:
+                    parts.append(str(art.years[i]))
+                found = (" · ".join(parts), "metadata")
+            if len(self._details) >= DETAILS_CACHED:      # bounded: start again
+                self._details.clear()
+            self._details[i] = found
+        return found
+
     def _explain(self, i: int, origin: str, hist: np.ndarray) -> tuple[str, str]:
         art = self.art
         if origin == "ann" and len(hist):
@@ -232,16 +254,7 @@ class Service:
             reason = REASONS["sequential"].format(last=art.titles[int(hist[-1])])
         else:
             reason = REASONS["popularity"].format(count=int(art.popularity[i]))
-        knowledge = art.knowledge.get(str(self.item_ids[i]))
-        if knowledge:
-            detail = "; ".join(line.strip() for line in knowledge.splitlines() if line.strip())
-            source = "knowledge"
-        else:
-            parts = [", ".join(art.genres[i])] if art.genres[i] else []
-            if art.years[i]:
-                parts.append(str(art.years[i]))
-            detail = " · ".join(parts)
-            source = "metadata"
+        detail, source = self._detail(i)
         text = reason[0].upper() + reason[1:] + (f". {detail}" if detail else ".")
         limit = art.config.explanation_chars
         return (text if len(text) <= limit else text[:limit - 1].rstrip() + "…"), source

@@ -9,12 +9,18 @@ $("api-key").addEventListener("change", () => {
   init();
 });
 
-async function api(path, body) {
+async function api(path, body, method) {
   const headers = {"Content-Type": "application/json"};
   if ($("api-key").value) headers["X-API-Key"] = $("api-key").value;
-  const res = await fetch(path, body === undefined ? {headers} : {method: "POST", headers, body: JSON.stringify(body)});
+  const init = {headers, method: method || (body === undefined ? "GET" : "POST")};
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const res = await fetch(path, init);
   const data = await res.json();
-  if (!res.ok) throw new Error(data.error + (data.fields ? " (" + data.fields.map((f) => f.field + ": " + f.message).join("; ") + ")" : ""));
+  if (!res.ok) {
+    const err = new Error(data.error + (data.fields ? " (" + data.fields.map((f) => f.field + ": " + f.message).join("; ") + ")" : ""));
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }
 function currentUser() { return $("user-input").value.trim() || $("user-select").value; }
@@ -73,12 +79,76 @@ async function similar(itemId) {
   } catch (e) { body.innerHTML = ""; $("similar-title").textContent = ""; $("similar-error").textContent = e.message; }
 }
 
+// The chat panel: a server-side session (POST /chat, POST /chat/{id}, DELETE /chat/{id}).
+let chatId = null, chatSeq = 0;
+
+function chatMessage(who, html) {
+  const div = document.createElement("div");
+  div.className = `msg ${who}`;
+  div.innerHTML = html;
+  $("chat-log").appendChild(div);
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+function chatAnswer(r) {
+  const said = Object.entries(r.understood).map(([a, v]) => `${esc(a)}: ${esc(v.join(", ") || "any")}`).join("; ");
+  const cards = r.items.map((it) => `<div class="card" data-item="${esc(it.item_id)}"><div class="title">${itemLink(it)}</div>` +
+    `<div class="muted">${esc(it.year ?? "")} · ${esc(it.genres.join(", "))}</div></div>`).join("");
+  chatMessage("agent", (said ? `<div class="understood">understood: ${said}</div>` : "") + esc(r.text) +
+    (cards ? `<div class="cards">${cards}</div>` : ""));
+  const wishes = Object.entries(r.wishes).map(([a, v]) => `${esc(a)} ${esc(v.join(", "))}`).join(" · ");
+  $("chat-wishes").innerHTML = wishes ? `looking for: ${wishes}` : "";
+  $("chat-input").disabled = $("chat-send").disabled = r.done;
+  document.body.dataset.chatTurn = String(r.turn);     // tests wait on it
+}
+
+async function chatStart() {
+  const seq = ++chatSeq;
+  const old = chatId;
+  chatId = null;
+  $("chat-log").innerHTML = ""; $("chat-error").textContent = ""; $("chat-wishes").textContent = "";
+  delete document.body.dataset.chatTurn;
+  if (old) api(`/chat/${encodeURIComponent(old)}`, undefined, "DELETE").catch(() => {});
+  try {
+    const r = await api("/chat", $("chat-as-user").checked ? {user_id: currentUser()} : {});
+    if (seq !== chatSeq) return;
+    chatId = r.session_id;
+    chatAnswer(r);
+  } catch (e) {
+    if (seq !== chatSeq) return;
+    if (e.status === 404 && e.message.startsWith("no such path")) $("chat-section").hidden = true;   // chat_strategy = "off"
+    else $("chat-error").textContent = e.message;
+  }
+}
+
+async function chatSend() {
+  const text = $("chat-input").value.trim();
+  if (!text) return;
+  if (!chatId) await chatStart();
+  if (!chatId) return;
+  const seq = chatSeq;
+  $("chat-input").value = ""; $("chat-error").textContent = "";
+  chatMessage("user", esc(text));
+  try {
+    const r = await api(`/chat/${encodeURIComponent(chatId)}`, {message: text});
+    if (seq === chatSeq) chatAnswer(r);
+  } catch (e) {
+    if (seq !== chatSeq) return;
+    $("chat-error").textContent = e.message + (e.status === 404 ? " (press New conversation)" : "");
+  }
+}
+
+$("chat-new").addEventListener("click", chatStart);
+$("chat-as-user").addEventListener("change", chatStart);
+$("chat-send").addEventListener("click", chatSend);
+$("chat-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") chatSend(); });
+
 document.addEventListener("click", (ev) => {
   const a = ev.target.closest("a.item");
   if (a) { similar(a.dataset.item); $("similar-section").scrollIntoView(); }
 });
-$("user-select").addEventListener("change", () => { $("user-input").value = ""; loadUser(); });
-$("user-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") loadUser(); });
+$("user-select").addEventListener("change", () => { $("user-input").value = ""; loadUser(); chatStart(); });
+$("user-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") { loadUser(); chatStart(); } });
 $("recommend").addEventListener("click", recommend);
 $("similar").addEventListener("click", () => similar());
 $("item-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") similar(); });
@@ -90,7 +160,7 @@ async function init() {
     const [users, genres] = await Promise.all([api("/users?limit=200"), api("/genres")]);
     $("user-select").innerHTML = users.users.map((u) => `<option value="${esc(u.user_id)}">${esc(u.user_id)} (${u.interactions})</option>`).join("");
     $("genre").innerHTML = '<option value="">any</option>' + genres.genres.map((g) => `<option>${esc(g)}</option>`).join("");
-    await loadUser();
+    await Promise.all([loadUser(), chatStart()]);
     document.body.dataset.ready = "1";
   } catch (e) { $("info").textContent = "error: " + e.message; }
 }
