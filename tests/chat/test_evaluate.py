@@ -52,7 +52,7 @@ def test_chat_eval_command(chat_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--strategy", "macrs"], "invalid choice"),
+    (["--strategy", "unicrs"], "invalid choice"),
     (["--users", "0"], "must be >= 1"),
     (["--users", "5000"], "only 943 test users"),
     (["--strategy", "topk", "--confidence", "0.5"], "--confidence goes with"),

@@ -8,9 +8,6 @@ scripted -- bad JSON, or a fixed valid plan -- so the outcome is known exactly.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,66 +16,6 @@ from llmrec.chat import (InteRecAgent, PlanError, TopKPolicy, TreePolicy, evalua
                          parse_plan, plan_schema, run_episode, sample_users)
 from llmrec.cli import main
 from llmrec.llm import make_backend
-
-
-class ScriptedServer:
-    """An OpenAI-compatible server on 127.0.0.1 answering every chat request with
-    ``reply(request_body)`` as the message content (or the whole message, given a dict);
-    ``bodies`` keeps the requests."""
-
-    def __init__(self, reply: Callable[[dict[str, Any]], Any]) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def send(self, body: dict[str, Any]) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self.send({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.bodies.append(body)
-                said = reply(body)
-                message = said if isinstance(said, dict) else {"role": "assistant",
-                                                                "content": said}
-                self.send({"id": "c", "object": "chat.completion", "choices": [{
-                    "index": 0, "finish_reason": "stop", "message": message}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 7,
-                              "total_tokens": 107}})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[dict[str, Any]], str]], ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(reply: Callable[[dict[str, Any]], str]) -> ScriptedServer:
-        servers.append(ScriptedServer(reply))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
 
 
 def _openai(url: str):

@@ -35,13 +35,14 @@ with ``constrain="tools"``, as native tool calls (the steps, then one of the act
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import ATTRIBUTES, Catalog
-from ._messages import Action, Ask, ChitChat, Recommend
+from ._llmcall import (JsonCaller, PlanError, parse_json, recommend_from_bus, run_steps,
+                       search_hint, step_schemas, tool_lines)
+from ._messages import Action, Ask, ChitChat
 from ._policy import ChatState, TreePolicy
 from ._registry import TOOLS
 
@@ -50,54 +51,15 @@ if TYPE_CHECKING:
     from ._general_memory import GeneralMemory
 
 PROMPT_VERSION = "interec-plan-v1"
+parse_plan = parse_json                   # the plan's parser (shared with MACRS and ToolRec)
 PLAN_TOOLS = ("retrieve_candidates", "search_items", "rank_candidates", "exclude_items")
-
-
-class PlanError(Exception):
-    """A plan that cannot be used (the message goes back to the LLM)."""
-
-
-def _narrow(name: str, schema: dict[str, Any], catalog: Catalog | None,
-            known: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """A tool's argument schema narrowed for a small model: optional arguments lose their
-    ``null`` branch (omit them instead), genres become an enum of the catalogue's genres,
-    years and counts get bounds, director/actor only take values the user stated, and free
-    text arguments (title words, item ids, scope) are left out."""
-    out = {"type": "object", "properties": {}, "additionalProperties": False}
-    required = []
-    for arg, prop in schema.get("properties", {}).items():
-        if arg in _HIDDEN:
-            continue
-        branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"]
-        p = {k: v for k, v in branches[0].items() if k not in ("default", "description")}
-        if catalog is not None:
-            if arg == "genres" and "genre" in catalog.attrs:
-                p = {"type": "array", "items": {"enum": catalog.vocabulary("genre")},
-                     "minItems": 1, "maxItems": 3}
-            elif arg in ("director", "actor"):
-                if not known.get(arg):
-                    continue
-                p = {"enum": list(known[arg])}
-        if arg in ("year_min", "year_max"):
-            p = {"type": "integer", "minimum": 1900, "maximum": 2030}
-        elif arg in ("n", "top"):
-            p = {"type": "integer", "minimum": 10, "maximum": 1000}
-        out["properties"][arg] = p
-        if arg in schema.get("required", []):
-            required.append(arg)
-    if required:
-        out["required"] = required
-    return out
-
-
-_HIDDEN = frozenset({"title_words", "scope", "item_ids"})
 
 
 def plan_schema(catalog: Catalog | None = None, tools: tuple[str, ...] = PLAN_TOOLS,
                 max_steps: int = 3, known: dict[str, tuple[str, ...]] | None = None,
                 asked: Collection[str] = (), last_turn: bool = False) -> dict[str, Any]:
     """The JSON schema of one turn's plan (see the module docstring), built from the tools'
-    schemas (narrowed to ``catalog``'s values, see :func:`_narrow`; the raw tool schemas
+    schemas (narrowed to ``catalog``'s values, see ``_llmcall.narrow``; the raw tool schemas
     when ``catalog`` is None). ``action`` comes first, so the model decides before it writes
     steps; only a recommendation has steps (asking and chit-chat leave the bus alone). It
     follows the conversation: attributes already ``asked`` cannot be asked again, and on the
@@ -105,10 +67,7 @@ def plan_schema(catalog: Catalog | None = None, tools: tuple[str, ...] = PLAN_TO
     known = known or {}
     attributes = [a for a in (catalog.attributes if catalog is not None else ATTRIBUTES)
                   if a not in asked]
-    steps = [{"type": "object",
-              "properties": {"tool": {"const": name},
-                             "args": _narrow(name, TOOLS[name].json_schema(), catalog, known)},
-              "required": ["tool", "args"], "additionalProperties": False} for name in tools]
+    steps = step_schemas(catalog, tools, known)
     no_steps = {"type": "array", "maxItems": 0}
 
     def variant(action: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
@@ -174,38 +133,6 @@ def plan_from_calls(calls: tuple[dict[str, str], ...], text: str) -> str:
     return json.dumps({"action": action, "plan": plan})
 
 
-def compact_grammar(schema: dict[str, Any]) -> str:
-    """A llama.cpp (llguidance) grammar for ``schema`` with no optional whitespace: the
-    schema-derived default lets a small model spend most of its tokens on indentation."""
-    opts = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
-    return "%llguidance {}\nstart: %json " + json.dumps({**schema, "x-guidance": opts})
-
-
-def parse_plan(text: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """The plan in ``text`` if it is JSON matching ``schema``; :class:`PlanError` otherwise."""
-    import jsonschema
-
-    try:
-        plan = json.loads(text)
-    except ValueError as e:
-        raise PlanError(f"the output is not valid JSON ({e.msg} at char {e.pos})") from None
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema)
-                                           .iter_errors(plan))
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path) or "top level"
-        raise PlanError(f"the plan does not match the schema at {where}: {err.message[:200]}")
-    return plan
-
-
-def _tool_lines(tools: tuple[str, ...]) -> str:
-    out = []
-    for name in tools:
-        t = TOOLS[name]
-        first = t.description.split(". ")[0].rstrip(".")
-        out.append(f"- {name}({', '.join(t.params)}): {first}.")
-    return "\n".join(out)
-
-
 SYSTEM = """You are a movie recommendation agent talking with a user. Each turn you write a \
 JSON object. "action" is what you do:
 {{"type": "ask", "attribute": one of {attributes}}} asks about a movie attribute;
@@ -257,7 +184,7 @@ class InteRecAgent:
     def prompt(self, state: ChatState) -> list[dict[str, str]]:
         ctx = state.ctx
         cat = ctx.catalog
-        system = SYSTEM.format(max_steps=self.max_steps, k=state.k, tools=_tool_lines(self.tools),
+        system = SYSTEM.format(max_steps=self.max_steps, k=state.k, tools=tool_lines(self.tools),
                                attributes="|".join(cat.attributes))
         lines = [f"Turn {state.turn + 1} of {state.max_turns}"
                  + (" (the last one: recommend now)." if state.last_turn else ".")]
@@ -272,7 +199,7 @@ class InteRecAgent:
         if ctx.rejected:
             lines.append(f"{len(ctx.rejected)} recommended movies were rejected.")
         lines.append(f"Known history: {len(ctx.history)} movies.")
-        hint = _hint(state)
+        hint = search_hint(state)
         if hint:
             lines.append(f"A search step for what the user said: {hint}")
         if self.general is not None:
@@ -288,83 +215,20 @@ class InteRecAgent:
     def execute(self, state: ChatState, plan: dict[str, Any]) -> Action:
         """Run ``plan`` on a fresh bus (the whole catalogue) and return its action; a failed
         step or an empty bus raises :class:`PlanError`."""
-        from ._bus import CandidateBus
-
-        ctx = state.ctx
-        ctx.bus = CandidateBus.all_items(ctx.catalog.n_items)
-        for step in plan["plan"]:
-            res = TOOLS[step["tool"]].call(ctx, step["args"])
-            if not res.ok:
-                raise PlanError(res.text)
+        run_steps(state, plan["plan"])
         act = plan["action"]
         if act["type"] == "ask":
             return Ask(act["attribute"])
         if act["type"] == "chitchat":
             text = " ".join(act["text"].split()) or "Tell me more about what you like."
             return ChitChat(text.replace("[", "(").replace("]", ")"))
-        TOOLS["exclude_items"].call(ctx, {})
-        if not len(ctx.bus):
-            raise PlanError("no candidates are left to recommend; retrieve or search wider")
-        if ctx.bus.scores is None:
-            TOOLS["rank_candidates"].call(ctx, {})
-        return Recommend(tuple(ctx.catalog.ids(ctx.bus.top(state.k))))
+        return recommend_from_bus(state)
 
     def act(self, state: ChatState) -> Action:
-        from ..llm import Request
-
         schema = plan_schema(state.ctx.catalog, self.tools, self.max_steps, state.known,
                              state.asked, state.last_turn)
-        grammar = self.constrain == "grammar" or (self.constrain is None
-                                                  and self.backend.name == "local")
-        body: dict[str, Any] = (
-            {"extra": {"grammar": compact_grammar(schema)}} if grammar
-            else {"extra": {"tools": native_tools(schema), "tool_choice": "required"}}
-            if self.constrain == "tools" else {"json_schema": schema})
-        messages = self.prompt(state)
-        for attempt in range(2):
-            req = Request(tuple(messages), max_tokens=self.max_tokens,
-                          temperature=self.temperature, **body)
-            start = time.perf_counter()
-            [res] = self.backend.generate([req], progress=False)
-            call = {"ok": res.ok, "seconds": round(time.perf_counter() - start, 4),
-                    "prompt_tokens": getattr(res, "prompt_tokens", 0),
-                    "completion_tokens": getattr(res, "completion_tokens", 0)}
-            state.llm_calls.append(call)
-            text = res.text if res.ok else ""
-            try:
-                if not res.ok:
-                    raise PlanError(f"the LLM call failed ({res.kind}: {res.message[:160]})")
-                text = plan_from_calls(res.tool_calls, text)
-                plan = parse_plan(text, schema)
-                action = self.execute(state, plan)
-                state.plans.append({"attempt": attempt, "plan": plan, "ok": True})
-                return action
-            except PlanError as e:
-                state.plans.append({"attempt": attempt, "output": text[:400], "ok": False,
-                                    "error": str(e)})
-                if attempt == 0:
-                    state.repairs += 1
-                    messages = [*messages, {"role": "assistant", "content": text[:400] or "-"},
-                                {"role": "user", "content": f"That plan failed: {e}. "
-                                 "Write a corrected JSON."}]
-        state.fallbacks += 1
-        return self.fallback.act(state)
-
-
-def _hint(state: ChatState) -> str:
-    """A ready search step built from the attribute values the user stated (the small model
-    copies it more reliably than it composes arguments)."""
-    args: dict[str, Any] = {}
-    for attr, vals in state.known.items():
-        if not vals:
-            continue
-        if attr == "genre":
-            args["genres"] = list(vals)
-        elif attr == "decade" and vals[0][:4].isdigit():
-            start = int(vals[0][:4])
-            args["year_min"], args["year_max"] = start, start + 9
-        elif attr in ("director", "actor"):
-            args[attr] = vals[0]
-    if not args:
-        return ""
-    return json.dumps({"tool": "search_items", "args": args})
+        caller = JsonCaller(self.backend, self.constrain, self.temperature)
+        action = caller.call(state, self.prompt(state), schema,
+                             lambda plan: self.execute(state, plan), max_tokens=self.max_tokens,
+                             role="plan", native=native_tools, from_calls=plan_from_calls)
+        return action if action is not None else self.fallback.act(state)

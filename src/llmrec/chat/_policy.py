@@ -48,6 +48,8 @@ class ChatState:
     plans: list[dict] = field(default_factory=list)
     repairs: int = 0
     fallbacks: int = 0
+    # an LLM strategy's own per-dialogue memory (MACRS: reflections; ToolRec: rounds)
+    scratch: dict = field(default_factory=dict)
 
     @property
     def last_turn(self) -> bool:

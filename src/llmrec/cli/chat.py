@@ -89,9 +89,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     world = ChatWorld.from_run(args.run_dir, kg=args.kg)
     if args.strategy == "interec":
-        from .chat_eval import _interec
+        from .chat_eval import _llm_strategy
 
-        strategy = _interec(args, world)
+        strategy = _llm_strategy(args, world)
     else:
         strategy = STRATEGIES[args.strategy]()
     memory = None

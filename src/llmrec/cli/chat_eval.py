@@ -1,9 +1,11 @@
-"""``llmrec chat-eval RUN_DIR --strategy tree|topk|interec --users 200 --turns 5 --k 10 --out DIR``:
-play simulated conversations with a trained run's test users and print the metrics.
+"""``llmrec chat-eval RUN_DIR --strategy tree|topk|interec|macrs|toolrec --users 200 --turns 5
+--k 10 --out DIR``: play simulated conversations with a trained run's test users and print the
+metrics.
 
-``--strategy interec`` talks to an LLM (``--backend local``: the packaged SmolLM2 through
-llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible server).
-With ``--memory FILE`` it also gets the general (collaborative) memory of the training split."""
+``--strategy interec|macrs|toolrec`` talks to an LLM (``--backend local``: the packaged SmolLM2
+through llama.cpp; ``--backend openai --base-url URL --model NAME``: any OpenAI-compatible
+server). With ``--memory FILE`` interec also gets the general (collaborative) memory of the
+training split."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import argparse
 from ._common import int_range, positive_float, positive_int, print_json, seed_int
 
 
-STRATEGY_NAMES = ("tree", "topk", "interec")  # llmrec.chat.STRATEGIES (not imported here)
+STRATEGY_NAMES = ("tree", "topk", "interec", "macrs", "toolrec")  # llmrec.chat.STRATEGIES
+LLM_STRATEGIES = ("interec", "macrs", "toolrec")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,18 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=positive_float, default=None,
                    help="tree: recommend once the top k hold this share of score mass")
     p.add_argument("--threads", type=int_range(1, 64), default=1, help="torch threads")
-    llm = p.add_argument_group("interec: the LLM")
+    llm = p.add_argument_group("interec, macrs, toolrec: the LLM")
     llm.add_argument("--backend", choices=("local", "openai"), default="local")
     llm.add_argument("--base-url", help="openai: the server's URL with the /v1 prefix")
     llm.add_argument("--model", help="openai: the served model's name")
     llm.add_argument("--api-key-env", help="openai: environment variable holding the key")
     llm.add_argument("--llm-threads", type=int_range(1, 64), default=None,
                      help="local: llama.cpp threads (default: every usable core)")
-    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=128,
-                     help="tokens per plan (default 128)")
+    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=None,
+                     help="interec, toolrec: tokens per plan / round (default 128)")
     llm.add_argument("--constrain", choices=("grammar", "json", "tools"), default=None,
                      help="grammar (llama.cpp), json (response_format) or tools (native tool "
-                     "calling); default grammar for the local backend, json for openai")
+                     "calling, interec only); default grammar for the local backend, json for "
+                     "openai")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     p.set_defaults(func=cmd_chat_eval)
 
@@ -69,12 +73,13 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     world = ChatWorld.from_run(args.run_dir, kg=args.kg)
-    if args.strategy == "interec":
-        strategy = _interec(args, world)
+    if args.strategy in LLM_STRATEGIES:
+        strategy = _llm_strategy(args, world)
     else:
-        if args.backend != "local" or args.base_url or args.model or args.constrain:
-            raise ConfigError("--backend, --base-url, --model, --constrain go with "
-                              "--strategy interec")
+        if args.backend != "local" or args.base_url or args.model or args.constrain \
+                or args.max_tokens or args.llm_threads:
+            raise ConfigError("--backend, --base-url, --model, --constrain, --max-tokens, "
+                              "--llm-threads go with --strategy interec, macrs or toolrec")
         strategy = STRATEGIES[args.strategy]()
     if args.confidence is not None:
         if not isinstance(strategy, TreePolicy) or args.confidence > 1:
@@ -119,11 +124,16 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interec(args: argparse.Namespace, world):  # -> InteRecAgent
-    """The interec strategy with its backend (and the general memory with ``--memory``)."""
-    from ..chat import GeneralMemory, InteRecAgent
+def _llm_strategy(args: argparse.Namespace, world):  # -> InteRecAgent | MACRS | ToolRec
+    """The LLM strategy with its backend (interec: the general memory with ``--memory``)."""
+    from ..chat import STRATEGIES, GeneralMemory
     from ..errors import ConfigError
     from ..llm import make_backend
+
+    if args.constrain == "tools" and args.strategy != "interec":
+        raise ConfigError(f"--constrain tools goes with --strategy interec, not {args.strategy}")
+    if args.max_tokens is not None and args.strategy == "macrs":
+        raise ConfigError("--max-tokens goes with interec or toolrec (macrs budgets each agent)")
 
     if args.backend == "openai":
         if not args.base_url or not args.model:
@@ -134,7 +144,10 @@ def _interec(args: argparse.Namespace, world):  # -> InteRecAgent
         if args.base_url or args.model or args.api_key_env:
             raise ConfigError("--base-url, --model, --api-key-env go with --backend openai")
         backend = make_backend("local", threads=args.llm_threads)
-    general = (GeneralMemory.from_train(world.split.train) if args.memory is not None
-               else None)           # `llmrec chat --memory` (no FILE) gives ""
-    return InteRecAgent(backend, general=general, max_tokens=args.max_tokens,
-                        constrain=args.constrain)
+    cls = STRATEGIES[args.strategy]
+    if args.strategy == "macrs":
+        return cls(backend, constrain=args.constrain)
+    # `llmrec chat --memory` (no FILE) gives "": still a memory
+    extra = {"general": GeneralMemory.from_train(world.split.train)
+             if args.memory is not None else None} if args.strategy == "interec" else {}
+    return cls(backend, max_tokens=args.max_tokens or 128, constrain=args.constrain, **extra)
