@@ -191,8 +191,12 @@ def create_app(artifacts: Artifacts):
     version = _version()
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        # in each worker process, before it takes traffic (see Service.warm_up)
-        service.warm_up()
+        # in each worker process, before it takes traffic (see Service.warm_up); a failure
+        # is logged, not fatal: the requests it would fail on answer 500 with the same cause
+        try:
+            service.warm_up()
+        except Exception:
+            log.exception("warm-up failed; serving without it")
         yield
 
     app = FastAPI(title="llmrec", version=version, docs_url=None, redoc_url=None,
