@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ._common import int_range, positive_int
+from .chat_eval import add_llm_options
 
 HELP = ("Say what you would like (e.g. \"a comedy from the 90s\"); \"no\" after a list asks "
         "for others. Commands: /help, /quit.")
@@ -34,17 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kg", action="store_true", help="director/actor attributes from the data "
                    "set's knowledge graph (.kg/.link)")
     p.add_argument("--threads", type=int_range(1, 64), default=1, help="torch threads")
-    llm = p.add_argument_group("interec: the LLM")
-    llm.add_argument("--backend", choices=("local", "openai"), default="local")
-    llm.add_argument("--base-url", help="openai: the server's URL with the /v1 prefix")
-    llm.add_argument("--model", help="openai: the served model's name")
-    llm.add_argument("--api-key-env", help="openai: environment variable holding the key")
-    llm.add_argument("--llm-threads", type=int_range(1, 64), default=None,
-                     help="local: llama.cpp threads (default: every usable core)")
-    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=128,
-                     help="tokens per plan (default 128)")
-    llm.add_argument("--constrain", choices=("grammar", "json", "tools"), default=None,
-                     help="how the plan is constrained (see llmrec chat-eval)")
+    add_llm_options(p, "interec: the LLM", max_tokens=128,
+                    max_tokens_help="tokens per plan (default 128)")
     p.set_defaults(func=cmd_chat)
 
 

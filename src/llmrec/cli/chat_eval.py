@@ -43,21 +43,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=positive_float, default=None,
                    help="tree: recommend once the top k hold this share of score mass")
     p.add_argument("--threads", type=int_range(1, 64), default=1, help="torch threads")
-    llm = p.add_argument_group("interec, macrs, toolrec: the LLM")
+    add_llm_options(p, "interec, macrs, toolrec: the LLM", max_tokens=None,
+                    max_tokens_help="interec, toolrec: tokens per plan / round (default 128)")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
+    p.set_defaults(func=cmd_chat_eval)
+
+
+def add_llm_options(p: argparse.ArgumentParser, title: str, *, max_tokens: int | None,
+                    max_tokens_help: str) -> None:
+    """The options of the LLM behind an LLM strategy (``llmrec chat`` and ``chat-eval``)."""
+    llm = p.add_argument_group(title)
     llm.add_argument("--backend", choices=("local", "openai"), default="local")
     llm.add_argument("--base-url", help="openai: the server's URL with the /v1 prefix")
     llm.add_argument("--model", help="openai: the served model's name")
     llm.add_argument("--api-key-env", help="openai: environment variable holding the key")
     llm.add_argument("--llm-threads", type=int_range(1, 64), default=None,
                      help="local: llama.cpp threads (default: every usable core)")
-    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=None,
-                     help="interec, toolrec: tokens per plan / round (default 128)")
+    llm.add_argument("--max-tokens", type=int_range(8, 4096), default=max_tokens,
+                     help=max_tokens_help)
     llm.add_argument("--constrain", choices=("grammar", "json", "tools"), default=None,
                      help="grammar (llama.cpp), json (response_format) or tools (native tool "
                      "calling, interec only); default grammar for the local backend, json for "
                      "openai")
-    p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
-    p.set_defaults(func=cmd_chat_eval)
 
 
 def cmd_chat_eval(args: argparse.Namespace) -> int:
