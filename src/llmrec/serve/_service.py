@@ -36,15 +36,8 @@ Plan = Generator[Work, Any, dict[str, Any]]
 
 def run_now(service: Service, plan: Plan) -> dict[str, Any]:
     """Drive a request :meth:`Service.plan`, running each forward it asks for on its own."""
-    try:
-        work = next(plan)
-        while True:
-            work = plan.send(service.run_work(work.kind, [work.args])[0])
-    except StopIteration as done:
-        return done.value
+    return run_together(service, [plan])[0]
 
-
-DETAILS_CACHED = 100_000           # items whose explanation detail a worker keeps
 
 def run_together(service: Service, plans: Sequence[Plan]) -> list[dict[str, Any]]:
     """Drive several request plans in lockstep, each kind of forward of all of them in one
@@ -71,6 +64,8 @@ def run_together(service: Service, plans: Sequence[Plan]) -> list[dict[str, Any]
         works = following
     return out
 
+
+DETAILS_CACHED = 100_000           # items whose explanation detail a worker keeps
 
 REASONS = {"sequential": "fits your recent history (last: {last})",
            "ann": "similar to {similar}, which you watched",
