@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalog import ATTRIBUTES, Catalog
 from ._llmcall import (JsonCaller, PlanError, parse_json, recommend_from_bus, run_steps,
-                       search_hint, step_schemas, tool_lines)
+                       search_hint, state_lines, step_schemas, tool_lines)
 from ._messages import Action, Ask, ChitChat
 from ._policy import ChatState, TreePolicy
 from ._registry import TOOLS
@@ -192,12 +192,7 @@ class InteRecAgent:
             last = state.replies[-1]
             lines.append(f"The user's last reply: {last.kind}"
                          + (f" about {last.attribute}" if last.attribute else "") + ".")
-        said = [f"{a}: {', '.join(v) if v else 'does not know'}" for a, v in state.known.items()]
-        lines.append("The user said: " + ("; ".join(said) if said else "nothing yet") + ".")
-        missing = [a for a in cat.attributes if a not in state.asked]
-        lines.append("Not asked yet: " + (", ".join(missing) if missing else "none") + ".")
-        if ctx.rejected:
-            lines.append(f"{len(ctx.rejected)} recommended movies were rejected.")
+        lines += state_lines(state)
         lines.append(f"Known history: {len(ctx.history)} movies.")
         hint = search_hint(state)
         if hint:

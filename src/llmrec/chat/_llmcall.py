@@ -252,6 +252,18 @@ def describe_action(action: Action, catalog: Catalog, shown: int = 3) -> str:
     return f"said {action.text!r}"
 
 
+def state_lines(state: ChatState) -> list[str]:
+    """What the user stated so far, the attributes not asked yet and how many recommended
+    items were rejected, as prompt lines (every LLM strategy's prompt has them)."""
+    said = [f"{a}: {', '.join(v) if v else 'does not know'}" for a, v in state.known.items()]
+    missing = [a for a in state.ctx.catalog.attributes if a not in state.asked]
+    lines = ["The user said: " + ("; ".join(said) if said else "nothing yet") + ".",
+             "Not asked yet: " + (", ".join(missing) if missing else "none") + "."]
+    if state.ctx.rejected:
+        lines.append(f"{len(state.ctx.rejected)} recommended movies were rejected.")
+    return lines
+
+
 def context_lines(state: ChatState, actions: list[Action], history: int = 5,
                   exchanges: int = 4) -> list[str]:
     """What an LLM agent knows of the conversation, as prompt lines: the turn, the last
@@ -265,12 +277,7 @@ def context_lines(state: ChatState, actions: list[Action], history: int = 5,
         lines.append("Dialogue so far:")
         lines += [f"- agent {describe_action(a, cat)}; user {describe_reply(r)}"
                   for a, r in pairs]
-    said = [f"{a}: {', '.join(v) if v else 'does not know'}" for a, v in state.known.items()]
-    lines.append("The user said: " + ("; ".join(said) if said else "nothing yet") + ".")
-    missing = [a for a in cat.attributes if a not in state.asked]
-    lines.append("Not asked yet: " + (", ".join(missing) if missing else "none") + ".")
-    if ctx.rejected:
-        lines.append(f"{len(ctx.rejected)} recommended movies were rejected.")
+    lines += state_lines(state)
     if ctx.history and history:
         recent = [f"{cat.display(i)} ({', '.join(cat.values('genre', i)) or '-'})"
                   for i in ctx.history[-history:][::-1]] if "genre" in cat.attrs else \
